@@ -1,0 +1,64 @@
+"""Shared fixtures: real interpreters and a real Docker engine, never stand-ins.
+
+On a developer's laptop a test whose requirement is missing skips with the reason.
+CI sets GILBENCH_REQUIRE_ALL=1, which turns every such skip into a failure.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally, fail in CI, when something a test needs is missing."""
+    if condition:
+        return
+    if os.environ.get("GILBENCH_REQUIRE_ALL") == "1":
+        pytest.fail(f"missing requirement (GILBENCH_REQUIRE_ALL=1): {reason}")
+    pytest.skip(reason)
+
+
+def _pyenv_root() -> Path:
+    try:
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)
+        return Path(out.stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return Path.home() / ".pyenv"
+
+
+def find_python(minor: str) -> Path | None:
+    """The newest installed pyenv interpreter of a minor version, e.g. '3.12'."""
+    found = sorted(glob.glob(str(_pyenv_root() / "versions" / f"{minor}.*" / "bin" / "python")))
+    return Path(found[-1]) if found else None
+
+
+@pytest.fixture(params=["3.12", "3.13"])
+def target_python(request: pytest.FixtureRequest) -> Path:
+    """Each installed target interpreter in turn (3.12 and 3.13)."""
+    path = find_python(request.param)
+    require(path is not None, f"no pyenv Python {request.param} installed")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def python312() -> Path:
+    path = find_python("3.12")
+    require(path is not None, "no pyenv Python 3.12 installed")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def python313() -> Path:
+    path = find_python("3.13")
+    require(path is not None, "no pyenv Python 3.13 installed")
+    assert path is not None
+    return path
