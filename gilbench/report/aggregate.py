@@ -1,0 +1,264 @@
+"""Per-group aggregates of a run: timings with uncertainty, speedups, costs, status counts.
+
+A group is one (python, workload, workload_params, model, model_config, workers) point of
+the matrix. Timings use `ok` records only; status counts use all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gilbench.report import stats
+from gilbench.report.errors import ReportError
+from gilbench.report.load import RunData
+from gilbench.report.schema import STATUSES
+
+GROUP_KEYS = ["python", "python_label", "workload", "workload_params", "model", "model_config",
+              "workers"]  # fmt: skip
+SEQUENTIAL = "sequential"
+KEY_SEPARATOR = "\x1f"
+
+Key = tuple[Any, ...]
+
+
+@dataclass
+class Summary:
+    """The aggregate table plus what the report must say about how it was computed."""
+
+    frame: pd.DataFrame
+    # python label -> label of the python whose `sequential` is its throughput reference
+    baselines: dict[str, str | None]
+    notes: list[str] = field(default_factory=list)
+    # group key -> ok wall_s values, kept for the comparison of two runs
+    samples: dict[Key, np.ndarray] = field(default_factory=dict)
+
+
+def _key_text(key: Key) -> str:
+    return KEY_SEPARATOR.join(str(part) for part in key)
+
+
+def _dominant_status(counts: dict[str, int]) -> str:
+    failed = {status: n for status, n in counts.items() if status != "ok" and n}
+    if not failed:
+        return "ok"
+    # most frequent failure; ties go to the earlier (more specific) status in STATUSES
+    return max(failed, key=lambda status: (failed[status], -STATUSES.index(status)))
+
+
+def _mode(series: pd.Series) -> Any:
+    values = series.dropna()
+    return values.mode().iloc[0] if len(values) else pd.NA
+
+
+def _gil_enabled(series: pd.Series) -> Any:
+    values = series.dropna()
+    if not len(values) or values.nunique() > 1:
+        return pd.NA  # unknown, or mixed: an extension module re-enabled it mid-run
+    return bool(values.iloc[0])
+
+
+def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
+    ok = group[group["status"] == "ok"]
+    wall = stats.as_array(ok["wall_s"])
+    q1, q3 = stats.quartiles(wall)
+    ci_low, ci_high = stats.bootstrap_median_ci(wall, stats.seed_for(_key_text(key)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        throughput = stats.as_array(ok["tasks_done"].astype("float64") / ok["wall_s"])
+    workers = int(key[GROUP_KEYS.index("workers")])
+    startup = stats.median(stats.as_array(ok["startup_s"]))
+    rss = stats.median(stats.as_array(ok["peak_rss_kb"].astype("float64")))
+    counts = {status: int((group["status"] == status).sum()) for status in STATUSES}
+    messages = sorted({m for m in group.loc[group["status"] != "ok", "message"] if m})
+    row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
+    row.update(
+        model_label=group["model_label"].iloc[0],
+        workload_label=group["workload_label"].iloc[0],
+        gil_disabled_build=group["gil_disabled_build"].iloc[0],
+        status=_dominant_status(counts),
+        n_records=len(group),
+        n_ok=counts["ok"],
+        **{f"n_{status}": counts[status] for status in STATUSES if status != "ok"},
+        wall_median_s=stats.median(wall),
+        wall_q1_s=q1,
+        wall_q3_s=q3,
+        wall_iqr_s=q3 - q1,
+        wall_ci_low_s=ci_low,
+        wall_ci_high_s=ci_high,
+        wall_mean_s=float(np.mean(wall)) if wall.size else math.nan,
+        wall_stdev_s=float(np.std(wall, ddof=1)) if wall.size > 1 else math.nan,
+        throughput_median=stats.median(throughput),
+        startup_median_s=startup,
+        startup_per_worker_s=startup / workers if workers else math.nan,
+        teardown_median_s=stats.median(stats.as_array(ok["teardown_s"])),
+        cpu_median_s=stats.median(stats.as_array(ok["cpu_s"])),
+        peak_rss_median_kb=rss,
+        rss_per_worker_kb=rss / workers if workers else math.nan,
+        api=_mode(group["api"]),
+        gil_enabled=_gil_enabled(ok["gil_enabled"]),
+        # a group with no ok record is a failure, reported as such, not as noise
+        unstable_reason=stats.instability(wall) if len(ok) else "",
+        messages=" | ".join(messages),
+    )
+    return row
+
+
+def _python_facts(run: RunData) -> dict[str, tuple[str, str, bool, str]]:
+    """python id -> (label, version, gil_disabled, variant), from the manifest or the records."""
+    pythons = run.manifest.get("pythons") or {}
+    facts = {}
+    frame = run.frame
+    for python, group in frame.groupby("python", observed=True):
+        info = pythons.get(python) or {}
+        version = info.get("version") or _mode(group["python_version"])
+        disabled = info.get("gil_disabled")
+        if disabled is None:  # no provenance: a build whose GIL was ever off is free-threaded
+            disabled = bool((group["gil_enabled"] == False).any())  # noqa: E712
+        label = str(group["python_label"].iloc[0])
+        facts[str(python)] = (label, str(version), bool(disabled), str(info.get("variant") or ""))
+    return facts
+
+
+def _reference_pythons(
+    run: RunData, baseline: str | None, notes: list[str]
+) -> dict[str, str | None]:
+    """python id -> python id whose `sequential` is the cross-build throughput reference."""
+    facts = _python_facts(run)
+    if baseline is not None:
+        chosen = [p for p, (label, *_) in facts.items() if baseline in (p, label)]
+        if not chosen:
+            labels = ", ".join(sorted(label for label, *_ in facts.values()))
+            raise ReportError(
+                f"Baseline python {baseline!r} is not in this run; choose one of {labels}."
+            )
+        return dict.fromkeys(facts, chosen[0])
+    references: dict[str, str | None] = {}
+    for python, (label, version, disabled, _) in facts.items():
+        if not disabled:
+            references[python] = python
+            continue
+        # Prefer the plain PGO build of the same version: what a user would otherwise run.
+        candidates = sorted(
+            (variant != "pgo", other_label, other)
+            for other, (other_label, other_version, other_disabled, variant) in facts.items()
+            if other_version == version and not other_disabled
+        )
+        references[python] = candidates[0][2] if candidates else None
+        if not candidates:
+            notes.append(
+                f"No GIL build of {version} is in this run, so {label} has no cross-build "
+                "throughput reference."
+            )
+    return references
+
+
+def _sequential_rows(table: pd.DataFrame) -> dict[tuple[str, str, str], int]:
+    """(python, workload, params) -> row index of its sequential group (fewest workers)."""
+    rows: dict[tuple[str, str, str], int] = {}
+    sequential = table[table["model"] == SEQUENTIAL].sort_values(["workers", "model_config"])
+    for index, python, workload, params in zip(
+        sequential.index, sequential["python"], sequential["workload"],
+        sequential["workload_params"], strict=True,
+    ):  # fmt: skip
+        rows.setdefault((python, workload, params), int(index))
+    return rows
+
+
+def summarize(run: RunData, baseline: str | None = None) -> Summary:
+    """Aggregate a loaded run; `baseline` (python label or id) overrides the reference."""
+    notes: list[str] = []
+    rows = []
+    samples: dict[Key, np.ndarray] = {}
+    for key, group in run.frame.groupby(GROUP_KEYS, observed=True, sort=True):
+        key = tuple(key)
+        rows.append(_group_row(key, group))
+        samples[key] = stats.as_array(group.loc[group["status"] == "ok", "wall_s"])
+    table = pd.DataFrame(rows)
+    references = _reference_pythons(run, baseline, notes)
+    _add_relative_columns(table, samples, references)
+    table["unstable"] = table["unstable_reason"] != ""
+    table = _typed(table).sort_values(
+        ["workload", "workload_params", "python_label", "model", "model_config", "workers"]
+    )
+    labels = dict(zip(table["python"], table["python_label"], strict=False))
+    baselines = {
+        str(labels[p]): (str(labels[r]) if r is not None else None)
+        for p, r in references.items()
+        if p in labels
+    }
+    return Summary(table.reset_index(drop=True), baselines, notes, samples)
+
+
+def _add_relative_columns(
+    table: pd.DataFrame, samples: dict[Key, np.ndarray], references: dict[str, str | None]
+) -> None:
+    sequential = _sequential_rows(table)
+    labels = dict(zip(table["python"], table["python_label"], strict=False))
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "speedup", "speedup_ci_low", "speedup_ci_high", "efficiency", "extra_rss_per_worker_kb",
+        "baseline_python", "rel_throughput",
+    )}  # fmt: skip
+    for _, row in table.iterrows():
+        key = tuple(row[k] for k in GROUP_KEYS)
+        own = sequential.get((row["python"], row["workload"], row["workload_params"]))
+        speedup = low = high = extra = math.nan
+        if own is not None:
+            base = table.loc[own]
+            base_key = tuple(base[k] for k in GROUP_KEYS)
+            speedup = base["wall_median_s"] / row["wall_median_s"]
+            if base_key == key:  # sequential against itself: exactly 1, no uncertainty
+                low = high = 1.0 if row["n_ok"] else math.nan
+            else:
+                low, high = stats.bootstrap_ratio_ci(
+                    samples[base_key], samples[key], stats.seed_for(_key_text(key) + "/speedup")
+                )
+            extra = (row["peak_rss_median_kb"] - base["peak_rss_median_kb"]) / row["workers"]
+        reference = references.get(row["python"])
+        ref_row = (
+            sequential.get((reference, row["workload"], row["workload_params"]))
+            if reference
+            else None
+        )
+        relative = (
+            row["throughput_median"] / table.loc[ref_row, "throughput_median"]
+            if ref_row is not None
+            else math.nan
+        )
+        columns["speedup"].append(speedup)
+        columns["speedup_ci_low"].append(low)
+        columns["speedup_ci_high"].append(high)
+        columns["efficiency"].append(speedup / row["workers"] if row["workers"] else math.nan)
+        columns["extra_rss_per_worker_kb"].append(extra)
+        columns["baseline_python"].append(labels.get(reference) if reference else None)
+        columns["rel_throughput"].append(relative)
+    for name, values in columns.items():
+        table[name] = values
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    for column in (
+        "python",
+        "python_label",
+        "workload",
+        "workload_params",
+        "model",
+        "model_config",
+        "model_label",
+        "workload_label",
+        "api",
+        "baseline_python",
+    ):
+        table[column] = table[column].astype("string").astype("category")
+    table["status"] = pd.Categorical(table["status"], categories=list(STATUSES))
+    for column in table.columns:
+        if column == "workers" or column.startswith("n_"):
+            table[column] = table[column].astype("Int64")
+    for column in ("gil_enabled", "gil_disabled_build", "unstable"):
+        table[column] = table[column].astype("boolean")
+    table["unstable_reason"] = table["unstable_reason"].astype("string")
+    table["messages"] = table["messages"].astype("string")
+    return table

@@ -1,0 +1,9 @@
+from dataclasses import dataclass
+
+
+@dataclass
+class CompareResult:
+    pass
+
+
+def compare_runs() -> None: ...

@@ -1,0 +1,119 @@
+"""The sentences a reader needs first: who won, by how much, what failed, what to distrust."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from gilbench.report.aggregate import SEQUENTIAL, Summary
+from gilbench.report.schema import STATUSES
+
+
+def times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _ci(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f" (95% CI {low:.2f}-{high:.2f})"
+
+
+def _speedup_sentences(table: pd.DataFrame) -> list[str]:
+    """Per workload and python: each model's speedup at the largest worker count run."""
+    sentences = []
+    measured = table[(table["model"] != SEQUENTIAL) & table["speedup"].notna()]
+    for (workload, python), group in measured.groupby(
+        ["workload_label", "python_label"], observed=True, sort=True
+    ):
+        workers = int(group["workers"].max())
+        at_max = group[group["workers"] == workers].sort_values("speedup", ascending=False)
+        best, rest = at_max.iloc[0], at_max.iloc[1:]
+        verb = "faster" if best["speedup"] >= 1 else "slower"
+        factor = best["speedup"] if verb == "faster" else 1 / best["speedup"]
+        interval = _ci(best["speedup_ci_low"], best["speedup_ci_high"])
+        sentence = (
+            f"On {workload} with {python} at {workers} workers, {best['model_label']} ran "
+            f"{factor:.2f}x {verb} than sequential{interval}"
+        )
+        if len(rest):
+            others = "; ".join(
+                f"{r['model_label']} {times(r['speedup'])}" for _, r in rest.iterrows()
+            )
+            sentence += f"; {others}"
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def _best_sentences(summary: Summary) -> list[str]:
+    """Per workload, the fastest cell across builds, by throughput against the reference."""
+    sentences = []
+    table = summary.frame
+    for workload, group in table.groupby("workload_label", observed=True, sort=True):
+        ranked = group[group["rel_throughput"].notna()].sort_values(
+            "rel_throughput", ascending=False
+        )
+        if not len(ranked):
+            continue
+        best = ranked.iloc[0]
+        sentences.append(
+            f"Best on {workload}: {best['model_label']} on {best['python_label']} at "
+            f"{int(best['workers'])} workers, {times(best['rel_throughput'])} the throughput of "
+            f"sequential on {best['baseline_python']}."
+        )
+    return sentences
+
+
+def _cross_build_sentences(summary: Summary) -> list[str]:
+    """How a free-threaded build's sequential compares with its GIL reference."""
+    table = summary.frame
+    rows = table[
+        (table["model"] == SEQUENTIAL)
+        & table["rel_throughput"].notna()
+        & (table["python_label"].astype("string") != table["baseline_python"].astype("string"))
+    ]
+    return [
+        f"Sequential {r['workload_label']} on {r['python_label']} ran at "
+        f"{times(r['rel_throughput'])} the throughput of sequential on {r['baseline_python']}."
+        for _, r in rows.iterrows()
+    ]
+
+
+def _failure_sentence(table: pd.DataFrame) -> str:
+    total = int(table["n_records"].sum())
+    failed = {s: int(table[f"n_{s}"].sum()) for s in STATUSES if s != "ok"}
+    n_failed = sum(failed.values())
+    if not n_failed:
+        return f"All {total} records finished ok."
+    parts = ", ".join(f"{n} {status}" for status, n in failed.items() if n)
+    cells = int((table["n_ok"] < table["n_records"]).sum())
+    if n_failed == total:
+        return (
+            f"No record finished ok: all {total} records failed ({parts}) in {cells} cell "
+            "groups, so there are no timings; see Failures for CPython's messages."
+        )
+    return (
+        f"{n_failed} of {total} records did not finish ok ({parts}) in {cells} cell groups; "
+        "they are listed under Failures."
+    )
+
+
+def key_findings(summary: Summary) -> list[str]:
+    table = summary.frame
+    findings = _speedup_sentences(table) + _best_sentences(summary)
+    findings += _cross_build_sentences(summary)
+    findings.append(_failure_sentence(table))
+    unstable = int(table["unstable"].sum())
+    if unstable:
+        findings.append(
+            f"{unstable} group(s) are unstable (spread above 10% or fewer than 3 ok samples); "
+            "their rows are marked and their numbers deserve more repetitions."
+        )
+    return findings
+
+
+def unstable_warnings(table: pd.DataFrame) -> list[str]:
+    return [
+        f"Unstable: {r['workload_label']} / {r['python_label']} / {r['model_label']} at "
+        f"{int(r['workers'])} workers: {r['unstable_reason']}."
+        for _, r in table[table["unstable"]].iterrows()
+    ]
