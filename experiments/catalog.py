@@ -1,0 +1,203 @@
+"""What the target can run: models, workloads, their knobs and defaults.
+
+Pure data and tiny helpers. The host imports this module (on Python 3.11) to
+validate matrices, so it must import cleanly there and do nothing on import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A model's config axis: the values it accepts and the one used when omitted.
+Axis = dict[str, Any]
+
+_BOOL = [False, True]
+
+MODELS: dict[str, dict[str, Any]] = {
+    "sequential": {
+        "min_python": (3, 12),
+        "description": "every task in a loop in the main thread; workers is ignored (always 1)",
+        "config": {},
+    },
+    "threads": {
+        "min_python": (3, 12),
+        "description": "one threading.Thread per worker; on a free-threaded build the GIL is off",
+        "config": {},
+    },
+    "processes": {
+        "min_python": (3, 12),
+        "description": "one multiprocessing.Process per worker, talking over a Pipe",
+        "config": {
+            "start_method": {"values": ["fork", "spawn", "forkserver"], "default": "spawn"},
+        },
+    },
+    "subinterpreters": {
+        "min_python": (3, 12),
+        "description": "one sub-interpreter per worker, each driven from its own thread",
+        # The PyInterpreterConfig fields; defaults are CPython's "isolated" config.
+        "config": {
+            "gil": {"values": ["own", "shared"], "default": "own"},
+            "use_main_obmalloc": {"values": _BOOL, "default": False},
+            "check_multi_interp_extensions": {"values": _BOOL, "default": True},
+            "allow_threads": {"values": _BOOL, "default": True},
+            "allow_daemon_threads": {"values": _BOOL, "default": False},
+            "allow_fork": {"values": _BOOL, "default": False},
+            "allow_exec": {"values": _BOOL, "default": False},
+        },
+    },
+    "interpreter-pool": {
+        "min_python": (3, 14),
+        "description": "concurrent.futures.InterpreterPoolExecutor with max_workers=workers",
+        "config": {},
+    },
+}
+
+# Defaults are sized so one fib or nbody task takes roughly 20-50 ms on a current
+# x86 core with CPython 3.12; `tasks` is the fixed total shared by the workers
+# (strong scaling), so more workers means fewer tasks each.
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "fib": {
+        "kind": "cpu",
+        "description": "naive recursive Fibonacci",
+        "size": "n",
+        "params": {"n": 27, "tasks": 8},
+    },
+    "nbody": {
+        "kind": "cpu",
+        "description": "the classic five-body simulation, floats and lists",
+        "size": "steps",
+        "params": {"steps": 4000, "tasks": 8},
+    },
+    "io": {
+        "kind": "io",
+        "description": "a blocking sleep of `ms` milliseconds (releases the GIL)",
+        "size": "ms",
+        "params": {"ms": 20, "tasks": 8},
+    },
+    "alloc": {
+        "kind": "alloc",
+        "description": "build and drop many small dicts, lists and tuples",
+        "size": "objects",
+        "params": {"objects": 100000, "tasks": 8},
+    },
+    "mixed": {
+        "kind": "mixed",
+        "description": "fib(n) then a sleep of `ms` milliseconds",
+        "size": "n",
+        "params": {"n": 25, "ms": 10, "tasks": 8},
+    },
+    "transfer": {
+        "kind": "transfer",
+        "description": "send a payload of `bytes` bytes to a worker and back, per task",
+        "size": "bytes",
+        "params": {"bytes": 1000000, "tasks": 8},
+    },
+    "startup": {
+        "kind": "startup",
+        "description": "trivial tasks: the record's startup_s and teardown_s are the point",
+        "size": None,
+        "params": {"tasks": 8},
+    },
+    "crash": {
+        "kind": "diagnostic",
+        "description": "segfaults the process (reads address 0 through ctypes)",
+        "size": None,
+        "params": {"tasks": 1},
+    },
+    "hang": {
+        "kind": "diagnostic",
+        "description": "never finishes; proves timeouts are enforced",
+        "size": None,
+        "params": {"tasks": 1},
+    },
+}
+
+STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
+
+_CELL_KEYS: dict[str, type | tuple[type, ...]] = {
+    "run_id": str,
+    "cell_id": str,
+    "python": str,
+    "model": str,
+    "model_config": dict,
+    "workload": str,
+    "workload_params": dict,
+    "workers": int,
+    "warmups": int,
+    "repetitions": list,
+    "timeout_s": (int, float),
+}
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass; a JSON true is never a count.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def model_config(model: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The model's full config: the given values over the defaults."""
+    axes: dict[str, Axis] = MODELS[model]["config"]
+    return {key: given.get(key, axis["default"]) for key, axis in axes.items()}
+
+
+def workload_params(workload: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The workload's full parameters: the given values over the defaults."""
+    return {**WORKLOADS[workload]["params"], **given}
+
+
+def validate_cell(spec: dict[str, Any]) -> list[str]:
+    """Problems with a cell spec, one sentence each naming the key; empty when valid."""
+    problems: list[str] = []
+    for key, kind in _CELL_KEYS.items():
+        if key not in spec:
+            problems.append(f"'{key}' is missing.")
+        elif not isinstance(spec[key], kind) or isinstance(spec[key], bool):
+            problems.append(f"'{key}' must be {_type_name(kind)}, got {spec[key]!r}.")
+    if problems:
+        return problems
+    model, workload = spec["model"], spec["workload"]
+    if model not in MODELS:
+        problems.append(f"'model' {model!r} is unknown; known: {', '.join(MODELS)}.")
+    else:
+        axes: dict[str, Axis] = MODELS[model]["config"]
+        for key, value in spec["model_config"].items():
+            if key not in axes:
+                known = ", ".join(axes) or "none"
+                problems.append(f"'model_config.{key}' is not a {model} setting; known: {known}.")
+            elif value not in axes[key]["values"] or type(value) is not type(
+                axes[key]["default"]
+            ):
+                problems.append(
+                    f"'model_config.{key}' must be one of {axes[key]['values']}, got {value!r}."
+                )
+    if workload not in WORKLOADS:
+        problems.append(f"'workload' {workload!r} is unknown; known: {', '.join(WORKLOADS)}.")
+    else:
+        defaults: dict[str, Any] = WORKLOADS[workload]["params"]
+        for key, value in spec["workload_params"].items():
+            if key not in defaults:
+                problems.append(
+                    f"'workload_params.{key}' is not a {workload} parameter; "
+                    f"known: {', '.join(defaults)}."
+                )
+            elif not _is_int(value) or value < (1 if key == "tasks" else 0):
+                problems.append(
+                    f"'workload_params.{key}' must be a non-negative integer"
+                    f"{' above 0' if key == 'tasks' else ''}, got {value!r}."
+                )
+    if spec["workers"] < 1:
+        problems.append(f"'workers' must be at least 1, got {spec['workers']}.")
+    if spec["warmups"] < 0:
+        problems.append(f"'warmups' must be 0 or more, got {spec['warmups']}.")
+    if not all(_is_int(r) and r >= 0 for r in spec["repetitions"]):
+        problems.append("'repetitions' must list non-negative integers.")
+    if spec["timeout_s"] <= 0:
+        problems.append(f"'timeout_s' must be positive, got {spec['timeout_s']}.")
+    return problems
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", dict: "an object", int: "an integer", list: "a list"}
+    if isinstance(kind, tuple):
+        return "a number"
+    return names.get(kind, kind.__name__)

@@ -1,0 +1,108 @@
+"""Run one cell in this (fresh) process: `python -E -s -m experiments.cell < cell.json`.
+
+Warmups first (not recorded), then one record per repetition on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from experiments import catalog, workloads
+from experiments.failures import WorkerCrashed, describe
+from experiments.models import load
+from experiments.records import emit, make_record
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _peak_rss_kb() -> int:
+    # ru_maxrss is KiB on Linux; children's is the largest child reaped so far.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return int(max(own, children))
+
+
+def _gil_enabled() -> bool:
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return bool(probe()) if probe is not None else True
+
+
+def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
+            params: dict[str, Any]) -> dict[str, Any]:
+    """Run the model once and return the record's measurements; raises on failure."""
+    workers = 1 if cell["model"] == "sequential" else cell["workers"]
+    cpu0 = _cpu_seconds()
+    start = time.perf_counter()
+    phases = model.run(cell["workload"], params, workers, config)
+    total = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu0
+    if len(phases.results) != params["tasks"]:
+        raise RuntimeError(f"{len(phases.results)} of {params['tasks']} tasks returned a result")
+    problem = workloads.check(cell["workload"], params, phases.results)
+    if problem:
+        raise RuntimeError(f"result check failed: {problem}")
+    return {
+        "wall_s": phases.wall_s,
+        "startup_s": phases.startup_s,
+        "teardown_s": phases.teardown_s,
+        "total_s": total,
+        "cpu_s": cpu,
+        "peak_rss_kb": _peak_rss_kb(),
+        "tasks_done": len(phases.results),
+        "gil_enabled": _gil_enabled(),
+    }
+
+
+def run_cell(cell: dict[str, Any]) -> None:
+    reps: list[int] = list(cell.get("repetitions") or [])
+    problems = catalog.validate_cell(cell)
+    if problems:
+        for rep in reps:
+            emit(make_record(cell, rep, "invalid", " ".join(problems)))
+        return
+    name = cell["model"]
+    model = load(name)
+    config = catalog.model_config(name, cell["model_config"])
+    params = catalog.workload_params(cell["workload"], cell["workload_params"])
+    tags = {"api": model.api(config), "transport": model.transport(config)}
+    need = catalog.MODELS[name]["min_python"]
+    reason = model.unsupported(config)
+    if sys.version_info[:2] < tuple(need):
+        reason = reason or f"model {name} needs Python {need[0]}.{need[1]} or later."
+    if reason:
+        for rep in reps:
+            emit(make_record(cell, rep, "unsupported", reason, **tags))
+        return
+    try:
+        for _ in range(cell["warmups"]):
+            measure(model, cell, config, params)
+    except Exception as exc:  # a refused config fails the warmup the same way
+        status = "crashed" if isinstance(exc, WorkerCrashed) else "invalid"
+        for rep in reps:
+            emit(make_record(cell, rep, status, describe(exc), **tags))
+        return
+    for rep in reps:
+        try:
+            measured = measure(model, cell, config, params)
+        except WorkerCrashed as exc:
+            emit(make_record(cell, rep, "crashed", describe(exc), **tags))
+        except Exception as exc:
+            emit(make_record(cell, rep, "invalid", describe(exc), **tags))
+        else:
+            emit(make_record(cell, rep, "ok", measurements=measured, **tags))
+
+
+def main() -> None:
+    run_cell(json.loads(sys.stdin.read()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Run cells, one fresh child process each: `python -E -s -m experiments.driver CELLS_FILE`.
+
+The child (`experiments.cell`) prints one record per repetition; the driver
+forwards each line as it arrives, enforces the cell's timeout by killing the
+child's whole process group (it may have started multiprocessing workers), and
+writes the records a dead or killed child never produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments.models import load
+from experiments.probe import probe
+from experiments.records import emit, make_record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tags(cell: dict[str, Any]) -> dict[str, Any]:
+    """api / transport for records the driver writes itself (best effort)."""
+    try:
+        from experiments.catalog import model_config
+
+        model = load(cell["model"])
+        config = model_config(cell["model"], cell.get("model_config") or {})
+        return {"api": model.api(config), "transport": model.transport(config)}
+    except Exception:
+        return {"api": "", "transport": None}
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def run_cell(cell: dict[str, Any]) -> None:
+    """Run one cell in a child and emit a record for every requested repetition."""
+    wanted: list[int] = list(cell.get("repetitions") or [])
+    proc = subprocess.Popen(
+        [sys.executable, "-E", "-s", "-m", "experiments.cell"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so a kill reaches its workers
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    stderr_tail: list[str] = []
+
+    def drain_stderr() -> None:
+        assert proc.stderr
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            stderr_tail[:] = [*stderr_tail[-19:], line.rstrip("\n")]
+        sys.stderr.flush()
+
+    err_thread = threading.Thread(target=drain_stderr, daemon=True)
+    err_thread.start()
+    proc.stdin.write(json.dumps(cell))
+    proc.stdin.close()
+
+    timeout = float(cell.get("timeout_s") or 0) or None
+    timed_out = threading.Event()
+
+    def on_timeout() -> None:
+        timed_out.set()
+        _kill_group(proc)
+
+    timer = threading.Timer(timeout, on_timeout) if timeout else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    done: set[int] = set()
+    for line in proc.stdout:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            sys.stderr.write(f"driver: dropped a non-JSON line from the cell: {line!r}\n")
+            continue
+        done.add(record.get("repetition"))
+        emit(record)
+    returncode = proc.wait()
+    if timer:
+        timer.cancel()
+    _kill_group(proc)  # leftover workers of a child that exited, if any
+    err_thread.join(5)
+    missing = [rep for rep in wanted if rep not in done]
+    if not missing:
+        return
+    if timed_out.is_set():
+        status, message = "timeout", f"timed out after {timeout:g} s"
+    elif returncode < 0:
+        status, message = "crashed", f"killed by {_signal_name(-returncode)}"
+    else:
+        last = next((line for line in reversed(stderr_tail) if line.strip()), "")
+        status = "crashed"
+        message = f"exited with code {returncode}" + (f": {last}" if last else "")
+        if returncode == 0:
+            message = "exited without producing a record" + (f": {last}" if last else "")
+    tags = _tags(cell)
+    for rep in missing:
+        emit(make_record(cell, rep, status, message, **tags))
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--probe"]:
+        print(json.dumps(probe()), flush=True)
+        return 0
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -E -s -m experiments.driver CELLS_FILE | --probe\n")
+        return 2
+    for line in Path(argv[0]).read_text().splitlines():
+        if not line.strip():
+            continue
+        cell = json.loads(line)
+        started = time.perf_counter()
+        run_cell(cell)
+        sys.stderr.write(
+            f"driver: cell {cell.get('cell_id')} took {time.perf_counter() - started:.1f} s\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

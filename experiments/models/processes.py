@@ -1,0 +1,131 @@
+"""One multiprocessing.Process per worker, each with a duplex Pipe to the parent."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from experiments import workloads
+from experiments.failures import WorkerCrashed, WorkerError, describe
+from experiments.models.phases import Phases, split_tasks
+
+
+def unsupported(config: dict[str, Any]) -> str | None:
+    method = config["start_method"]
+    if method not in multiprocessing.get_all_start_methods():
+        return f"start method {method!r} is not available on this platform."
+    return None
+
+
+def api(config: dict[str, Any]) -> str:
+    return f"multiprocessing:{config['start_method']}"
+
+
+def transport(config: dict[str, Any]) -> str | None:
+    return "multiprocessing.Pipe"
+
+
+def _work(workload: str, params: dict[str, Any], count: int, conn: Connection) -> None:
+    """The child's whole life: say ready, wait for go, run its share, report each result."""
+    try:
+        conn.send(("R", None))
+        if conn.recv() != "G":
+            return
+        for _ in range(count):
+            payload = conn.recv() if workloads.needs_payload(workload) else None
+            conn.send(("D", workloads.run_task(workload, params, payload)))
+    except BaseException as exc:
+        conn.send(("E", describe(exc)))
+    finally:
+        conn.close()
+
+
+def _feed(conn: Connection, payload: bytes, count: int) -> None:
+    # A thread per worker: a payload larger than the pipe buffer blocks until the
+    # child reads it, and the child may be blocked sending a result back.
+    for _ in range(count):
+        conn.send(payload)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _receive(conn: Connection, procs: dict[Connection, Any]) -> tuple[str, Any]:
+    try:
+        kind, value = conn.recv()
+    except EOFError:
+        proc = procs[conn]
+        proc.join(1.0)
+        code = proc.exitcode
+        how = f"killed by {_signal_name(-code)}" if code and code < 0 else f"exit code {code}"
+        raise WorkerCrashed(f"worker process {proc.pid} died ({how})") from None
+    return kind, value
+
+
+def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, Any]) -> Phases:
+    ctx = multiprocessing.get_context(config["start_method"])
+    counts = split_tasks(params["tasks"], workers)
+    start = time.perf_counter()
+    procs: dict[Connection, Any] = {}
+    for n in counts:
+        parent, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_work, args=(workload, params, n, child), daemon=True)
+        proc.start()
+        child.close()  # so the parent sees EOF when the child dies
+        procs[parent] = proc
+    conns = list(procs)
+    error = ""
+    try:
+        waiting = set(conns)
+        while waiting and not error:
+            for conn in wait(list(waiting)):
+                kind, value = _receive(conn, procs)  # type: ignore[arg-type]
+                if kind == "E":
+                    error = value
+                waiting.discard(conn)
+        ready = time.perf_counter()
+        for conn in conns:
+            with contextlib.suppress(OSError):  # a child that failed has already left
+                conn.send("X" if error else "G")
+        results: list[Any] = []
+        feeders: list[threading.Thread] = []
+        if not error and workloads.needs_payload(workload):
+            payload = workloads.make_payload(params)
+            feeders = [
+                threading.Thread(target=_feed, args=(conn, payload, n), daemon=True)
+                for conn, n in zip(conns, counts, strict=True)
+            ]
+            for t in feeders:
+                t.start()
+        # Only wait on children still owing results: a finished child's EOF is no error.
+        owed = {c: n for c, n in zip(conns, counts, strict=True) if n}
+        while owed and not error:
+            for conn in wait(list(owed)):
+                kind, value = _receive(conn, procs)  # type: ignore[arg-type]
+                if kind == "E":
+                    error = value
+                    break
+                results.append(value)
+                owed[conn] -= 1  # type: ignore[index]
+                if not owed[conn]:  # type: ignore[index]
+                    del owed[conn]  # type: ignore[arg-type]
+        done = time.perf_counter()
+        for t in feeders:
+            t.join()
+    finally:
+        for conn, proc in procs.items():
+            proc.join()
+            conn.close()
+    end = time.perf_counter()
+    if error:
+        raise WorkerError(error)
+    return Phases(ready - start, done - ready, end - done, results)

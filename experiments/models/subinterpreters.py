@@ -1,0 +1,154 @@
+"""One sub-interpreter per worker, each created, run and destroyed by its own thread.
+
+Creating the interpreter happens inside the worker thread, so startup_s covers
+interpreter creation plus importing the workload, and teardown_s covers
+destroying it, as an application would pay them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments import subinterp, wire, workloads
+from experiments.failures import WorkerError, describe
+from experiments.models.phases import Phases, owner_of_each_task, split_tasks
+from experiments.subinterp import worker
+
+# The directory holding the `experiments` package, for the worker's sys.path:
+# a new interpreter does not get the main one's `-m` entry.
+ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
+
+def unsupported(config: dict[str, Any]) -> str | None:
+    adapter = subinterp.adapter()
+    if adapter is None:
+        return "sub-interpreters with their own config need CPython 3.12 or later."
+    reason: str | None = adapter.unsupported(config)
+    return reason
+
+
+def api(config: dict[str, Any]) -> str:
+    adapter = subinterp.adapter()
+    return "" if adapter is None else str(adapter.api(config))
+
+
+def transport(config: dict[str, Any]) -> str | None:
+    adapter = subinterp.adapter()
+    return None if adapter is None else str(adapter.TRANSPORT)
+
+
+class _Events:
+    """The main side of the control pipes (see experiments.subinterp.worker)."""
+
+    def __init__(self, workers: int) -> None:
+        self.events_r, self.events_w = os.pipe()
+        self.go_r, self.go_w = os.pipe()
+        self.release_r, self.release_w = os.pipe()
+        self.errors_r, self.errors_w = os.pipe()
+        self.inboxes = [os.pipe() for _ in range(workers)]
+
+    def fds(self, worker_index: int) -> dict[str, int]:
+        return {
+            "events": self.events_w,
+            "go": self.go_r,
+            "release": self.release_r,
+            "errors": self.errors_w,
+            "inbox": self.inboxes[worker_index][0],
+        }
+
+    def next(self) -> bytes:
+        return os.read(self.events_r, 1)
+
+    def error_line(self) -> str:
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            chunk = os.read(self.errors_r, 1)
+            if not chunk:
+                break
+            line += chunk
+        return line.decode("utf-8", "replace").strip()
+
+    def unblock_all(self, workers: int, tasks: int) -> None:
+        """After a failure: wake every worker wherever it waits, so all threads end."""
+        os.write(self.go_w, b"X" * workers)
+        os.write(self.release_w, b"X" * workers)
+        for _, inbox_w in self.inboxes:
+            os.write(inbox_w, b"X" * tasks)
+
+    def close(self) -> None:
+        pairs = [
+            (self.events_r, self.events_w),
+            (self.go_r, self.go_w),
+            (self.release_r, self.release_w),
+            (self.errors_r, self.errors_w),
+            *self.inboxes,
+        ]
+        for pair in pairs:
+            for fd in pair:
+                os.close(fd)
+
+
+def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, Any]) -> Phases:
+    adapter = subinterp.adapter()
+    assert adapter is not None
+    counts = split_tasks(params["tasks"], workers)
+    transfer = workloads.needs_payload(workload)
+    events = _Events(workers)
+    out_q = adapter.create_queue()
+    in_qs = [adapter.create_queue() if transfer else out_q for _ in range(workers)]
+
+    def drive(index: int) -> None:
+        fds = events.fds(index)
+        prelude, shared = adapter.prelude(out_q, in_qs[index])
+        source = worker.source(ROOT, prelude, workload, params, counts[index], fds)
+        try:
+            adapter.run(config, source, shared)
+        except BaseException as exc:  # refused config, failed exec: CPython's words
+            worker.report_error(fds, describe(exc))
+
+    error = ""
+    results: list[Any] = []
+    start = ready = done = time.perf_counter()
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(workers)]
+    try:
+        for t in threads:
+            t.start()
+        for _ in range(workers):
+            if events.next() == b"E":
+                error = events.error_line()
+                break
+        ready = time.perf_counter()
+        if not error:
+            os.write(events.go_w, b"G" * workers)
+            if transfer:
+                payload = workloads.make_payload(params)
+                for owner in owner_of_each_task(counts):
+                    adapter.put(in_qs[owner], payload)
+                    os.write(events.inboxes[owner][1], b"P")
+        while not error and len(results) < params["tasks"]:
+            if events.next() == b"E":
+                error = events.error_line()
+            else:
+                results.append(wire.decode(adapter.get(out_q)))
+        done = time.perf_counter()
+    except Exception as exc:  # a failure on the main side (e.g. a queue refused an item)
+        error = describe(exc)
+    try:
+        if error:
+            events.unblock_all(workers, params["tasks"])
+        else:
+            os.write(events.release_w, b"Q" * workers)
+        for t in threads:
+            t.join()
+        end = time.perf_counter()
+    finally:
+        for q in {id(q): q for q in [out_q, *in_qs]}.values():
+            adapter.destroy_queue(q)
+        events.close()
+    if error:
+        raise WorkerError(error)
+    return Phases(ready - start, done - ready, end - done, results)

@@ -1,0 +1,91 @@
+"""One threading.Thread per worker; queue.Queue carries payloads and results.
+
+On a free-threaded build this is the "no GIL" model; the record's gil_enabled says so.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+from experiments import workloads
+from experiments.failures import WorkerError, describe
+from experiments.models.phases import Phases, owner_of_each_task, split_tasks
+
+
+def unsupported(config: dict[str, Any]) -> str | None:
+    return None
+
+
+def api(config: dict[str, Any]) -> str:
+    return "threading"
+
+
+def transport(config: dict[str, Any]) -> str | None:
+    return "queue.Queue"
+
+
+def _work(
+    workload: str,
+    params: dict[str, Any],
+    count: int,
+    inbox: queue.Queue[Any],
+    out: queue.Queue[tuple[str, Any]],
+    go: threading.Event,
+    abort: list[bool],
+) -> None:
+    try:
+        out.put(("R", None))
+        go.wait()
+        if abort:
+            return
+        for _ in range(count):
+            payload = inbox.get() if workloads.needs_payload(workload) else None
+            out.put(("D", workloads.run_task(workload, params, payload)))
+    except BaseException as exc:
+        out.put(("E", describe(exc)))
+
+
+def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, Any]) -> Phases:
+    counts = split_tasks(params["tasks"], workers)
+    out: queue.Queue[tuple[str, Any]] = queue.Queue()
+    inboxes: list[queue.Queue[Any]] = [queue.Queue() for _ in range(workers)]
+    go = threading.Event()
+    abort: list[bool] = []  # non-empty tells waiting workers to leave without working
+    start = time.perf_counter()
+    threads = [
+        threading.Thread(target=_work, args=(workload, params, n, inboxes[i], out, go, abort))
+        for i, n in enumerate(counts)
+    ]
+    for t in threads:
+        t.start()
+    error = ""
+    for _ in range(workers):
+        kind, value = out.get()
+        if kind == "E":
+            error = value
+            abort.append(True)
+            break
+    ready = time.perf_counter()
+    go.set()
+    results: list[Any] = []
+    if not error:
+        if workloads.needs_payload(workload):
+            payload = workloads.make_payload(params)
+            for owner in owner_of_each_task(counts):
+                inboxes[owner].put(payload)
+        while len(results) < params["tasks"]:
+            kind, value = out.get()
+            if kind == "E":
+                error = value
+                break
+            results.append(value)
+    done = time.perf_counter()
+    for t in threads:
+        t.join()
+    end = time.perf_counter()
+    if error:
+        raise WorkerError(error)
+    return Phases(ready - start, done - ready, end - done, results)

@@ -1,0 +1,30 @@
+"""What `python -m experiments.driver --probe` reports about this interpreter."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import sysconfig
+from typing import Any
+
+from experiments import subinterp
+
+
+def probe() -> dict[str, Any]:
+    adapter = subinterp.adapter()
+    isolated = subinterp.isolated_config()
+    usable = adapter is not None and not adapter.unsupported(isolated)
+    gil_probe = getattr(sys, "_is_gil_enabled", None)
+    return {
+        "python_version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "version_info": list(sys.version_info[:3]),
+        "gil_disabled_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gil_enabled": bool(gil_probe()) if gil_probe is not None else True,
+        "config_args": sysconfig.get_config_var("CONFIG_ARGS"),
+        "cc": sysconfig.get_config_var("CC"),
+        "subinterpreter_api": adapter.api(isolated) if usable and adapter else None,
+        "subinterpreter_transport": adapter.TRANSPORT if usable and adapter else None,
+        "interpreter_pool": sys.version_info >= (3, 14),
+    }

@@ -1,0 +1,82 @@
+"""CPython 3.14+: `concurrent.interpreters` (PEP 734) and its `Queue`.
+
+The public `concurrent.interpreters.create()` takes no config, so any config
+other than the default ("isolated") is created the way that function does it
+internally: `_interpreters.create(new_config(...), reqrefs=True)` wrapped in
+`Interpreter(id, _ownsref=True)`. Written from the 3.14 sources; not run here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from experiments.subinterp import isolated_config
+
+TRANSPORT = "concurrent.interpreters.Queue"
+
+
+def _interpreters() -> Any:
+    return importlib.import_module("concurrent.interpreters")
+
+
+def _low() -> Any:
+    return importlib.import_module("_interpreters")
+
+
+def unsupported(config: dict[str, Any]) -> str | None:
+    if importlib.util.find_spec("concurrent.interpreters") is None:
+        return "this build lacks concurrent.interpreters."
+    known = vars(_low().new_config("isolated"))
+    missing = [key for key in config if key not in known]
+    if missing:
+        return f"_interpreters.new_config() has no {', '.join(missing)} field on this version."
+    return None
+
+
+def api(config: dict[str, Any]) -> str:
+    if config == isolated_config():
+        return "concurrent.interpreters (3.14)"
+    return "concurrent.interpreters+_interpreters.new_config (3.14)"
+
+
+def create_queue() -> Any:
+    return _interpreters().create_queue()
+
+
+def put(q: Any, obj: Any) -> None:
+    q.put_nowait(obj)
+
+
+def get(q: Any) -> Any:
+    return q.get_nowait()
+
+
+def destroy_queue(q: Any) -> None:
+    pass  # a Queue is released when its last reference in any interpreter goes
+
+
+def prelude(out_q: Any, in_q: Any) -> tuple[str, dict[str, Any]]:
+    # Queue objects are shareable: bind them into the worker's __main__.
+    return (
+        "def _put(obj): _out_q.put_nowait(obj)\n"
+        "def _get(): return _in_q.get_nowait()\n",
+        {"_out_q": out_q, "_in_q": in_q},
+    )
+
+
+def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
+    interpreters = _interpreters()
+    if config == isolated_config():
+        interp = interpreters.create()
+    else:
+        low = _low()
+        interp_id = low.create(low.new_config("isolated", **config), reqrefs=True)
+        interp = interpreters.Interpreter(interp_id, _ownsref=True)
+    try:
+        if shared:
+            interp.prepare_main(shared)
+        interp.exec(source)  # raises ExecutionFailed with CPython's text
+    finally:
+        interp.close()
