@@ -40,6 +40,10 @@ def _colours(labels: list[str]) -> dict[str, tuple[float, float, float, float]]:
     return {label: cmap(i % cmap.N) for i, label in enumerate(sorted(labels))}
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker" if count == 1 else f"{count} workers"
+
+
 def _figure(panels: int, height: float = 4.0) -> tuple[Figure, list[Axes]]:
     columns = min(panels, 3)
     rows = math.ceil(panels / columns)
@@ -169,7 +173,7 @@ def memory_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]
                 for m in models
             ]  # fmt: skip
             ax.bar(np.arange(len(models)) + offset * width, values, width=width,
-                   color=colours[str(workers)], label=f"{workers} workers")  # fmt: skip
+                   color=colours[str(workers)], label=_workers(workers))  # fmt: skip
         ax.set_xticks(np.arange(len(models)) + width * (len(worker_counts) - 1) / 2)
         ax.set_xticklabels(models, rotation=30, ha="right", fontsize="small")
         ax.set_title(python, fontsize="medium")
