@@ -1,0 +1,3 @@
+"""gilbench host side: versions, sources, builds, matrices, runs, reports."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,469 @@
+"""Builds: derive a content-addressed identity, reuse what exists, else build, smoke-check
+and record provenance. Two backends share docker/build-cpython.sh: docker and native."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from gilbench import baseimage, engine, smoke
+from gilbench.errors import BackendUnavailable, GilbenchError
+from gilbench.paths import DOCKER_DIR, RECIPE_FILES
+from gilbench.sources import Source
+
+BUILD_SCHEMA_VERSION = 1
+IMAGE_REPO = "gilbench/cpython"
+STAGING_REPO = "gilbench/cpython-staging"
+LABEL = "org.gilbench.build"  # the full build record, JSON
+PHASE_MARK = "::gilbench-phase:: "
+WARNING_MARK = "::gilbench-warning:: "
+_SAFE_ARG = re.compile(r"^--[A-Za-z0-9][A-Za-z0-9_.,=+/:-]*$")
+
+# on_event(kind, text): kind is "phase" (a new phase starts), "warning" or "log".
+EventSink = Callable[[str, str], None]
+
+
+def recipe_hash() -> str:
+    digest = hashlib.sha256()
+    for name in RECIPE_FILES:
+        digest.update(name.encode() + b"\0" + (DOCKER_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def check_extra_args(args: Iterable[str]) -> tuple[str, ...]:
+    """Extra configure flags must be single --flags: they are word-split in the recipe."""
+    checked = tuple(args)
+    for arg in checked:
+        if not _SAFE_ARG.match(arg):
+            raise GilbenchError(
+                f"Extra configure flag {arg!r} is not a single --flag without spaces or quotes; "
+                "pass each flag separately, e.g. --configure-arg=--with-lto."
+            )
+    return checked
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything that determines a build; its hash names the result."""
+
+    version: str
+    sha256: str
+    variant: str
+    configure_args: tuple[str, ...]
+    recipe_hash: str
+    base: str  # docker: base image id; native: the host toolchain
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def name(self) -> str:
+        return f"{self.version}-{self.variant}-{self.digest}"
+
+
+@dataclass
+class PhaseClock:
+    """Turns phase markers into durations and forwards them to the caller."""
+
+    on_event: EventSink
+    durations: dict[str, float] = field(default_factory=dict)
+    current: str | None = None
+    started: float = 0.0
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self.current, self.started = name, time.monotonic()
+        self.on_event("phase", name)
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.durations[self.current] = round(time.monotonic() - self.started, 2)
+            self.current = None
+
+    def feed(self, line: str) -> None:
+        """One line of build output: phase markers and warnings become events."""
+        # Docker may prefix a line with terminal escapes, so look for the marker anywhere.
+        if (at := line.find(PHASE_MARK)) >= 0:
+            self.start(line[at + len(PHASE_MARK):].strip())
+        elif (at := line.find(WARNING_MARK)) >= 0:
+            self.on_event("warning", line[at + len(WARNING_MARK):].strip())
+        else:
+            self.on_event("log", line)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    record: dict[str, Any]
+    reused: bool
+    log_path: Path | None
+
+
+class Builder(ABC):
+    """A place builds happen: the Docker engine or this host."""
+
+    name: str
+
+    def __init__(self, cache_dir: Path, jobs: int | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.jobs = jobs or os.cpu_count() or 2
+
+    @abstractmethod
+    def is_available(self) -> bool: ...
+
+    @abstractmethod
+    def prepare(self, clock: PhaseClock, log_path: Path) -> str:
+        """Ready the build environment; returns its identity for the BuildSpec."""
+
+    @abstractmethod
+    def find(self, spec: BuildSpec) -> dict[str, Any] | None:
+        """The build record of a finished build of this spec, if there is one."""
+
+    @abstractmethod
+    def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
+        str, Any
+    ]: ...
+
+    def record(
+        self, spec: BuildSpec, source: Source, info: dict[str, Any], clock: PhaseClock,
+        started: float, **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "schema_version": BUILD_SCHEMA_VERSION,
+            "backend": self.name,
+            "name": spec.name,
+            "version": spec.version,
+            "variant": spec.variant,
+            "sha256": spec.sha256,
+            "source_verified": source.verified,
+            "source_origin": source.origin,
+            "configure_args_requested": list(spec.configure_args),
+            "config_args": info["config_args"],
+            "cc": info["cc"],
+            "compiler": info["compiler"],
+            "gil_disabled": info["gil_disabled"],
+            "debug": info["debug"],
+            "recipe_hash": spec.recipe_hash,
+            "base": spec.base,
+            "build_seconds": round(time.monotonic() - started, 1),
+            "phases": clock.durations,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "smoke": info,
+            **extra,
+        }
+
+
+class DockerBuilder(Builder):
+    name = "docker"
+
+    def __init__(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> None:
+        super().__init__(cache_dir, jobs)
+        self.base_image = base_image
+        self._client: docker.DockerClient | None = None
+        self._base: baseimage.BaseImage | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = engine.connect()
+        return self._client
+
+    def is_available(self) -> bool:
+        return engine.engine_available()
+
+    def prepare(self, clock: PhaseClock, log_path: Path) -> str:
+        clock.start("base")
+        self._base = baseimage.ensure(
+            self.client, self.base_image, lambda text: clock.on_event("log", text), log_path
+        )
+        return self._base.image_id
+
+    def find(self, spec: BuildSpec) -> dict[str, Any] | None:
+        try:
+            image = self.client.images.get(f"{IMAGE_REPO}:{spec.name}")
+        except docker.errors.ImageNotFound:
+            return None
+        record: dict[str, Any] = json.loads(image.labels[LABEL])
+        return record
+
+    def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
+        str, Any
+    ]:
+        assert self._base is not None, "prepare() first"
+        started = time.monotonic()
+        staging = f"{STAGING_REPO}:{spec.name}"
+        final = f"{IMAGE_REPO}:{spec.name}"
+        try:
+            self._docker_build(spec, source, staging, clock, log_path)
+            clock.start("smoke-check")
+            output = self.client.containers.run(
+                staging, ["python3", "-c", smoke.SCRIPT], remove=True, network_disabled=True
+            )
+            info = smoke.parse(output.decode())
+            _require_smoke(info, spec, log_path)
+            clock.stop()
+            record = self.record(
+                spec, source, info, clock, started,
+                image=final, base_image=self._base.ref, base_origin=self._base.origin,
+                executable="/opt/cpython/bin/python3",
+            )
+            # The final tag is a one-line image on top of the smoke-checked one, carrying
+            # the provenance as labels: it only exists once everything passed.
+            for _ in self.client.api.build(
+                fileobj=io.BytesIO(f"FROM {staging}\n".encode()), tag=final, rm=True,
+                labels=_labels(record), decode=True,
+            ):
+                pass
+        finally:
+            self._remove(staging)
+        return record
+
+    def _docker_build(
+        self, spec: BuildSpec, source: Source, tag: str, clock: PhaseClock, log_path: Path
+    ) -> None:
+        with tempfile.TemporaryDirectory(prefix="gilbench-ctx-") as ctx, log_path.open("a") as log:
+            for name in RECIPE_FILES:
+                shutil.copy2(DOCKER_DIR / name, ctx)
+            shutil.copyfile(source.path, Path(ctx) / "Python.tar.xz")
+            clock.start("image-setup")
+            stream = self.client.api.build(
+                path=ctx, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+                buildargs={
+                    "BASE_IMAGE": self._base.ref if self._base else "",
+                    "PYTHON_VERSION": spec.version,
+                    "PYTHON_SHA256": spec.sha256,
+                    "CONFIGURE_ARGS": " ".join(spec.configure_args),
+                    "JOBS": str(self.jobs),
+                },
+            )
+            pending, error = "", ""
+            for chunk in stream:
+                if "error" in chunk:
+                    error = str(chunk["error"]).strip()
+                    log.write(f"ERROR: {error}\n")
+                text = chunk.get("stream", "")
+                log.write(text)
+                log.flush()
+                pending += text
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    clock.feed(line)
+        if error:
+            raise _failed(clock, error, log_path)
+
+    def _remove(self, tag: str) -> None:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            self.client.images.remove(tag, force=True)
+
+
+class NativeBuilder(Builder):
+    """Builds into a prefix under the cache, for hosts where Docker is not allowed."""
+
+    name = "native"
+
+    def is_available(self) -> bool:
+        return all(shutil.which(tool) for tool in ("gcc", "make", "bash", "tar"))
+
+    def prefix(self, spec: BuildSpec) -> Path:
+        return self.cache_dir / "native" / spec.name
+
+    def prepare(self, clock: PhaseClock, log_path: Path) -> str:
+        clock.start("base")
+        try:
+            gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise BackendUnavailable("The native backend needs gcc on PATH; install it.") from exc
+        return f"{platform.machine()} {gcc.stdout.splitlines()[0]}"
+
+    def find(self, spec: BuildSpec) -> dict[str, Any] | None:
+        marker = self.prefix(spec) / "gilbench-build.json"
+        if not marker.exists():
+            return None
+        record: dict[str, Any] = json.loads(marker.read_text())
+        return record
+
+    def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
+        str, Any
+    ]:
+        started = time.monotonic()
+        prefix = self.prefix(spec)
+        shutil.rmtree(prefix, ignore_errors=True)  # an earlier, unfinished attempt
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._run_script(spec, source, prefix, clock, log_path)
+            clock.start("smoke-check")
+            python = prefix / "bin" / "python3"
+            out = subprocess.run(
+                [str(python), "-c", smoke.SCRIPT], capture_output=True, text=True, check=False
+            )
+            if out.returncode != 0:
+                raise GilbenchError(
+                    f"The built interpreter {python} failed its smoke check: "
+                    f"{out.stderr.strip()[-300:]}; the build log is {log_path}."
+                )
+            info = smoke.parse(out.stdout)
+            _require_smoke(info, spec, log_path)
+            clock.stop()
+            record = self.record(spec, source, info, clock, started, executable=str(python))
+            # Written last, atomically: its presence is what marks the prefix complete.
+            tmp = prefix / "gilbench-build.json.tmp"
+            tmp.write_text(json.dumps(record, indent=2))
+            tmp.replace(prefix / "gilbench-build.json")
+        except BaseException:
+            shutil.rmtree(prefix, ignore_errors=True)
+            raise
+        return record
+
+    def _run_script(
+        self, spec: BuildSpec, source: Source, prefix: Path, clock: PhaseClock, log_path: Path
+    ) -> None:
+        cmd = ["bash", str(DOCKER_DIR / "build-cpython.sh"), str(source.path), str(prefix),
+               *spec.configure_args]
+        env = {**os.environ, "JOBS": str(self.jobs)}
+        with log_path.open("a") as log, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            errors="replace",
+        ) as proc:
+            assert proc.stdout is not None
+            last = ""
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                clock.feed(line.rstrip("\n"))
+                last = line.strip() or last
+        if proc.returncode != 0:
+            raise _failed(clock, last, log_path)
+
+
+def _failed(clock: PhaseClock, error: str, log_path: Path) -> GilbenchError:
+    phase = clock.current or "setup"
+    return GilbenchError(
+        f"The CPython build failed during {phase} ({error[-200:]}); "
+        f"the full log is {log_path}."
+    )
+
+
+def _require_smoke(info: dict[str, Any], spec: BuildSpec, log_path: Path) -> None:
+    found = smoke.problems(info, spec.version, spec.configure_args)
+    if found:
+        raise GilbenchError(
+            f"The built CPython {spec.version} failed its smoke check: {'; '.join(found)}; "
+            f"it was discarded (build log: {log_path})."
+        )
+
+
+def _labels(record: dict[str, Any]) -> dict[str, str]:
+    flat = {
+        f"org.gilbench.{key}": str(record[key])
+        for key in ("version", "variant", "sha256", "config_args", "cc", "base_image",
+                    "recipe_hash", "build_seconds", "built_at")
+    }
+    return {**flat, LABEL: json.dumps(record, sort_keys=True)}
+
+
+def list_docker_builds(client: docker.DockerClient) -> list[dict[str, Any]]:
+    """Every finished build image, newest first."""
+    records = [
+        json.loads(image.labels[LABEL])
+        for image in client.images.list(name=IMAGE_REPO)
+        if LABEL in image.labels
+    ]
+    return sorted(records, key=lambda r: r["built_at"], reverse=True)
+
+
+def list_native_builds(cache_dir: Path) -> list[dict[str, Any]]:
+    markers = (cache_dir / "native").glob("*/gilbench-build.json")
+    records = [json.loads(p.read_text()) for p in markers]
+    return sorted(records, key=lambda r: r["built_at"], reverse=True)
+
+
+BUILDERS: dict[str, type[Builder]] = {"docker": DockerBuilder, "native": NativeBuilder}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    python: str | None  # "3.12", "3.13.5"; None: the lock's default
+    variant: str
+    backend: str
+    cache_dir: Path
+    source_cache: Path
+    base_image: str
+    extra_args: tuple[str, ...] = ()
+    source: Path | None = None
+    jobs: int | None = None
+
+
+def get_builder(options: BuildOptions) -> Builder:
+    cls = BUILDERS.get(options.backend)
+    if cls is None:
+        raise GilbenchError(
+            f"Unknown backend {options.backend!r}; choose one of: {', '.join(BUILDERS)}."
+        )
+    if cls is DockerBuilder:
+        builder: Builder = DockerBuilder(options.cache_dir, options.jobs, options.base_image)
+    else:
+        builder = cls(options.cache_dir, options.jobs)
+    if not builder.is_available():
+        if cls is DockerBuilder:
+            engine.connect(timeout=5)  # raises the specific, helpful error
+        raise BackendUnavailable(f"The {options.backend} backend is not available on this host.")
+    return builder
+
+
+def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
+    """Build (or reuse) one CPython: resolve, verify, build, smoke-check, record."""
+    from gilbench import sources
+    from gilbench.versions import Lock, resolve_variant
+
+    lock = Lock.load()
+    given: Source | None = None
+    if options.source is not None:
+        given = sources.from_file(options.source, lock, options.source_cache)
+        version, sha256 = given.version, given.sha256
+    else:
+        release = lock.resolve(options.python)
+        version, sha256 = release.version, release.sha256
+    variant = resolve_variant(options.variant, version)
+    args = variant.configure_args + check_extra_args(options.extra_args)
+    builder = get_builder(options)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    log_dir = options.cache_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"build-{version}-{variant.name}-{stamp}.log"
+    clock = PhaseClock(on_event)
+    base = builder.prepare(clock, log_path)
+    spec = BuildSpec(version, sha256, variant.name, args, recipe_hash(), base)
+    if (existing := builder.find(spec)) is not None:
+        clock.stop()
+        log_path.unlink(missing_ok=True)
+        return BuildResult(existing, reused=True, log_path=None)
+
+    if given is None:
+        clock.start("fetch")
+        given = sources.fetch(release, options.source_cache)
+    record = builder.build(spec, given, clock, log_path)
+    clock.stop()
+    record_dir = options.cache_dir / "builds"
+    record_dir.mkdir(parents=True, exist_ok=True)
+    (record_dir / f"{spec.name}.json").write_text(json.dumps(record, indent=2))
+    return BuildResult(record, reused=False, log_path=log_path)

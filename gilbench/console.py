@@ -1,0 +1,135 @@
+"""Rendering for the command line (rich). Library modules return data; this shows it."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class PhaseProgress:
+    """Shows each build phase with its elapsed time; a spinner with the latest log line."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.phase: str | None = None
+        self.phase_started = self.started = time.monotonic()
+        self.status: Status | None = None
+
+    def __enter__(self) -> PhaseProgress:
+        self.started = time.monotonic()
+        if console.is_terminal:
+            self.status = console.status(self.title)
+            self.status.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish_phase(failed=exc_type is not None)
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, kind: str, text: str) -> None:
+        if kind == "phase":
+            self._finish_phase(failed=False)
+            self.phase, self.phase_started = text, time.monotonic()
+            self._update("")
+        elif kind == "warning":
+            console.print(f"[yellow]! {text}[/yellow]")
+        elif kind == "log":
+            self._update(text)
+
+    def _update(self, line: str) -> None:
+        if self.status is not None and self.phase:
+            elapsed = time.monotonic() - self.phase_started
+            self.status.update(
+                f"[bold]{self.phase}[/bold] {elapsed:5.0f} s  [dim]{line[:90]}[/dim]"
+            )
+
+    def _finish_phase(self, failed: bool) -> None:
+        if self.phase is None:
+            return
+        elapsed = time.monotonic() - self.phase_started
+        mark = "[red]✗[/red]" if failed else "[green]✓[/green]"
+        total = time.monotonic() - self.started
+        console.print(f"{mark} {self.phase:<20} {elapsed:7.1f} s   (total {total:6.1f} s)")
+        self.phase = None
+
+
+class RunProgress:
+    """A progress bar over the run's records, with an ETA and the status counts."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
+            transient=False,
+        )
+        self.task: Any = None
+        self.python = ""
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, kind: str, payload: Any) -> None:
+        if kind == "start":
+            self.task = self.progress.add_task("records", total=payload)
+        elif kind == "python":
+            self.python = str(payload)
+            console.print(f"running cells on [bold]{self.python}[/bold]")
+        elif kind == "record" and self.task is not None:
+            status = payload.get("status", "?")
+            self.counts[status] = self.counts.get(status, 0) + 1
+            counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+            cell = f"{payload.get('model')} {payload.get('workload')} x{payload.get('workers')}"
+            self.progress.update(self.task, advance=1, description=f"{cell:<32} {counts}")
+            if status != "ok" and not console.is_terminal:
+                console.print(f"  {cell}: {status} {payload.get('message', '')[:100]}")
+
+
+def render_compare(result: Any) -> None:
+    """What differs between two runs, then the cells that moved beyond noise."""
+    from rich.table import Table
+
+    console.print(f"A: {result.run_a}\nB: {result.run_b}")
+    console.print(f"cells matched on: {', '.join(result.matched_by)}")
+    if result.python_note:
+        console.print(f"[yellow]{result.python_note}[/yellow]")
+    for diff in result.differences:
+        console.print(f"  differs [{diff.axis}] {diff.name}: {diff.a} -> {diff.b}")
+    for note in result.notes:
+        console.print(f"  note: {note}")
+    changes = result.changes
+    if changes.empty:
+        console.print("[green]no cell changed beyond noise[/green]")
+    else:
+        table = Table(title=f"{len(changes)} cell(s) changed beyond noise (B vs A)")
+        for column in changes.columns:
+            table.add_column(str(column))
+        for _, row in changes.iterrows():
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
+    for path in result.paths:
+        console.print(f"written: {path}")

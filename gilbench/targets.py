@@ -1,0 +1,78 @@
+"""Interpreters under test: finished builds (docker images, native prefixes) or paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gilbench import build, engine
+from gilbench.errors import GilbenchError
+from gilbench.versions import VARIANTS, version_key
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str  # the `python` field of cells and records
+    label: str  # short, for tables and plots
+    kind: str  # "docker" or "native"
+    executable: str  # inside the image for docker, on this host for native
+    image: str | None = None
+    build: dict[str, Any] | None = None
+
+
+def _matches(record: dict[str, Any], version: str, variant: str) -> bool:
+    return record["variant"] == variant and (
+        record["version"] == version or record["version"].startswith(version + ".")
+    )
+
+
+def _from_build(record: dict[str, Any]) -> Target:
+    if record["backend"] == "docker":
+        return Target(f"docker:{record['image']}", f"{record['version']}-{record['variant']}",
+                      "docker", record["executable"], record["image"], record)
+    return Target(f"native:{record['executable']}", f"{record['version']}-{record['variant']}",
+                  "native", record["executable"], None, record)
+
+
+def resolve(spec: str, backend: str, default_variant: str, cache_dir: Path) -> Target:
+    """'3.12', '3.13.5/freethreaded' -> the newest matching build; a path -> that python."""
+    if "/" in spec and not spec.split("/", 1)[0].replace(".", "").isdigit():
+        path = Path(spec).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise GilbenchError(f"--python {spec} is not an executable file.")
+        executable = str(path.absolute())
+        return Target(f"native:{executable}", f"native {path.name}", "native", executable)
+    version, _, variant = spec.partition("/")
+    variant = variant or default_variant
+    if variant not in VARIANTS:
+        raise GilbenchError(f"Unknown variant {variant!r} in --python {spec}; "
+                            f"choose one of: {', '.join(VARIANTS)}.")
+    if backend == "docker":
+        client = engine.connect(timeout=30)
+        records = build.list_docker_builds(client)
+    elif backend == "native":
+        records = build.list_native_builds(cache_dir)
+    else:
+        raise GilbenchError(f"Unknown backend {backend!r}; choose one of: docker, native.")
+    matching = [r for r in records if _matches(r, version, variant)]
+    if not matching:
+        flag = "" if backend == "docker" else " --backend native"
+        raise GilbenchError(
+            f"No {backend} build of CPython {version} [{variant}] exists; run "
+            f"`invoke build --python {version} --variant {variant}{flag}` first."
+        )
+    newest = max(matching, key=lambda r: (version_key(r["version"]), r["built_at"]))
+    return _from_build(newest)
+
+
+def unique_labels(targets: list[Target]) -> dict[str, str]:
+    """python id -> label, disambiguated when two targets would share one."""
+    labels: dict[str, str] = {}
+    for target in targets:
+        label = target.label
+        if label in labels.values():
+            label = f"{label} ({target.id.rsplit('-', 1)[-1][:8]})"
+        labels[target.id] = label
+    return labels

@@ -1,0 +1,122 @@
+"""The version lock (docker/versions.toml) and the build variants."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gilbench.errors import GilbenchError
+from gilbench.paths import LOCK_FILE
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    url: str
+    sha256: str
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return version_key(self.version)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    configure_args: tuple[str, ...]
+    min_version: tuple[int, int] = (3, 12)
+    description: str = ""
+
+
+# Each variant spells its configure flags out; extra flags are appended by the user.
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("pgo", ("--enable-optimizations",), description="PGO (the default)"),
+        Variant("pgo-lto", ("--enable-optimizations", "--with-lto"), description="PGO + LTO"),
+        Variant("debug", ("--with-pydebug",), description="debug build, no optimisation"),
+        Variant(
+            "freethreaded",
+            ("--enable-optimizations", "--disable-gil"),
+            min_version=(3, 13),
+            description="PGO, free-threaded (PEP 703)",
+        ),
+        # Not a product variant: a plain -O build without PGO, for fast tests of the
+        # build machinery itself.
+        Variant("plain", (), description="no PGO (fast; for testing the recipe)"),
+    )
+}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+@dataclass(frozen=True)
+class Lock:
+    releases: dict[str, Release]
+    default: str
+
+    @classmethod
+    def load(cls, path: Path = LOCK_FILE) -> Lock:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise GilbenchError(f"The version lock {path} cannot be read: {exc}.") from exc
+        releases = {}
+        for version, entry in data.get("versions", {}).items():
+            sha = str(entry.get("sha256", ""))
+            if not _VERSION.match(version) or not _SHA256.match(sha) or "url" not in entry:
+                raise GilbenchError(
+                    f"The version lock {path} has a malformed entry for {version!r}: "
+                    "it needs an X.Y.Z version, a url and a 64-hex-digit sha256."
+                )
+            releases[version] = Release(version, str(entry["url"]), sha)
+        return cls(releases, str(data.get("default", "3.12")))
+
+    def known(self) -> list[str]:
+        return sorted(self.releases, key=version_key)
+
+    def get(self, version: str) -> Release | None:
+        return self.releases.get(version)
+
+    def resolve(self, spec: str | None) -> Release:
+        """'3.12' -> the newest locked 3.12.x; '3.13.5' -> exactly that; None -> default."""
+        spec = (spec or self.default).strip()
+        if spec in self.releases:
+            return self.releases[spec]
+        if re.fullmatch(r"\d+\.\d+", spec):
+            matching = [r for r in self.releases.values() if r.version.startswith(spec + ".")]
+            if matching:
+                return max(matching, key=lambda r: r.key)
+        raise GilbenchError(
+            f"CPython {spec!r} is not in the version lock; known versions: "
+            f"{', '.join(self.known())} (add it to docker/versions.toml with its SHA-256, "
+            "or build from a local tarball with --source)."
+        )
+
+
+def resolve_variant(name: str, version: str) -> Variant:
+    variant = VARIANTS.get(name)
+    if variant is None:
+        raise GilbenchError(
+            f"Unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}."
+        )
+    if version_key(version)[:2] < variant.min_version:
+        need = ".".join(map(str, variant.min_version))
+        raise GilbenchError(
+            f"The {name} variant needs CPython {need} or newer (--disable-gil does not "
+            f"exist in {version}); use --python {need} or a newer version."
+        )
+    return variant
+
+
+def version_from_tarball_name(path: Path) -> str | None:
+    """Python-3.13.5.tar.xz or python3.13_3.13.5.orig.tar.xz -> '3.13.5'."""
+    match = re.search(r"(\d+\.\d+\.\d+)(?:\.orig)?\.t(?:ar\.)?(?:xz|gz|bz2|gz)$", path.name)
+    return match.group(1) if match else None

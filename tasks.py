@@ -1,0 +1,267 @@
+"""gilbench tasks. Wiring only: each task reads config, calls a plain function in
+gilbench/, renders the result. A task's docstring is its --help."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from gilbench.errors import GilbenchError
+from gilbench.paths import REPO, default_cache_dir
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """GilbenchError -> one sentence on stderr and exit status 1, never a traceback."""
+    from gilbench.report import ReportError
+
+    try:
+        yield
+    except (GilbenchError, ReportError) as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted: records written so far are kept.", code=130) from None
+
+
+def settings(c: Context) -> dict[str, Any]:
+    conf = dict(c.config.gilbench)
+    conf["cache_dir"] = Path(conf["cache_dir"]) if conf.get("cache_dir") else default_cache_dir()
+    conf["source_cache"] = (
+        Path(conf["source_cache"]) if conf.get("source_cache") else conf["cache_dir"] / "sources"
+    )
+    conf["results_dir"] = REPO / str(conf.get("results_dir") or "results")
+    return conf
+
+
+@task(
+    iterable=["configure_arg"],
+    help={
+        "python": "CPython version: '3.12' = newest locked 3.12.x, '3.13.5' = exactly that "
+        "(default from invoke.yaml: gilbench.python).",
+        "variant": "pgo (default), pgo-lto, debug, freethreaded (3.13+).",
+        "configure_arg": "An extra ./configure flag, e.g. --configure-arg=--without-mimalloc "
+        "(repeatable).",
+        "source": "Build from this local tarball instead of the cache/URL (verified if its "
+        "version is locked, else its SHA-256 is recorded).",
+        "backend": "docker (default) or native (build into a prefix under the cache).",
+        "base_image": "Base image for the docker backend (default: gilbench.base_image; made "
+        "with mmdebstrap when no registry answers).",
+        "jobs": "Parallel make jobs (default: all cores).",
+    },
+)
+def build(
+    c: Context, python: str = "", variant: str = "", configure_arg: list[str] | None = None,
+    source: str = "", backend: str = "", base_image: str = "", jobs: int = 0,
+) -> None:
+    """Build CPython from pinned, verified sources (PGO by default); a no-op if built."""
+    from gilbench.build import BuildOptions, run_build
+    from gilbench.console import PhaseProgress, console
+
+    conf = settings(c)
+    options = BuildOptions(
+        python=python or conf["python"], variant=variant or conf["variant"],
+        backend=backend or conf["backend"], cache_dir=conf["cache_dir"],
+        source_cache=conf["source_cache"], base_image=base_image or conf["base_image"],
+        extra_args=tuple(configure_arg or ()), source=Path(source) if source else None,
+        jobs=jobs or conf.get("jobs"),
+    )
+    with user_errors(), PhaseProgress("building CPython") as progress:
+        result = run_build(options, progress)
+    record = result.record
+    where = record.get("image") or record.get("executable")
+    if result.reused:
+        console.print(f"[green]already built[/green]: {where} (built {record['built_at']}, "
+                      f"{record['build_seconds']} s)")
+    else:
+        console.print(f"[green]built[/green] {where} in {record['build_seconds']} s "
+                      f"(log: {result.log_path})")
+    console.print(f"  CPython {record['version']} [{record['variant']}], sha256 "
+                  f"{record['sha256'][:16]}…, CONFIG_ARGS: {record['config_args']}")
+
+
+@task
+def doctor(c: Context) -> None:
+    """Check this host: Docker engine, disk, cores, load, governor, base-image tools."""
+    from gilbench.console import console
+    from gilbench.doctor import run_all
+
+    conf = settings(c)
+    checks = run_all(conf["cache_dir"], conf["source_cache"])
+    colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for check in checks:
+        colour = colours[check.status]
+        console.print(f"[{colour}]{check.status:>4}[/{colour}]  {check.name:<14} {check.detail}")
+        if check.fix:
+            console.print(f"      {'':<14} [dim]fix: {check.fix}[/dim]")
+    if any(check.status == "fail" for check in checks):
+        raise Exit("doctor: some checks failed (see the fixes above).", code=1)
+
+
+def _axes(pairs: list[str], flag: str) -> dict[str, list[Any]]:
+    """['gil=own,shared', 'allow_fork=true'] -> {'gil': ['own', 'shared'], ...}."""
+
+    def value(text: str) -> Any:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return int(text) if text.lstrip("-").isdigit() else text
+
+    axes: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, values = pair.partition("=")
+        if not sep or not key or not values:
+            raise GilbenchError(f"--{flag} {pair!r} must look like KEY=VALUE[,VALUE...].")
+        axes[key.strip()] = [value(v.strip()) for v in values.split(",")]
+    return axes
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise GilbenchError(
+            f"--{flag} {text!r} must be integers separated by commas, e.g. 1,2,4."
+        ) from None
+
+
+@task(
+    optional=["matrix"],
+    iterable=["python", "config", "param"],
+    help={
+        "matrix": "Matrix name (experiments/matrices/NAME.toml) or path; bare --matrix or no "
+        "cell flags: the default matrix.",
+        "python": "Interpreter: a build ('3.12', '3.13.5/freethreaded') or a path to a native "
+        "python (repeatable; default: the matrix's pythons, else gilbench.python).",
+        "backend": "Where builds are looked up: docker (default) or native.",
+        "model": "Single-cell run: the execution model (sequential, threads, processes, "
+        "subinterpreters, interpreter-pool).",
+        "workload": "Single-cell run: the workload (fib, nbody, io, alloc, mixed, transfer, "
+        "startup).",
+        "workers": "Single-cell run: worker counts, e.g. 1,2,4 (default 1,2).",
+        "config": "Single-cell run: a model setting, e.g. gil=own,shared (repeatable).",
+        "param": "Single-cell run: a workload parameter, e.g. n=25 (repeatable).",
+        "repetitions": "Single-cell run: recorded repetitions per cell (default 5).",
+        "warmups": "Single-cell run: unrecorded warmups per cell (default 1).",
+        "timeout": "Single-cell run: seconds before a cell is recorded as timeout (default 120).",
+        "resume": "Finish the interrupted run RUN (a run id or folder); nothing else is needed.",
+        "cpuset": "Docker CPU set for the run's container (default: every usable core).",
+        "memory": "Docker memory limit for the run's container (default gilbench.memory).",
+    },
+)
+def experiment(
+    c: Context, matrix: Any = None, python: list[str] | None = None, backend: str = "",
+    model: str = "", workload: str = "", workers: str = "1,2",
+    config: list[str] | None = None, param: list[str] | None = None, repetitions: int = 5,
+    warmups: int = 1, timeout: float = 120.0, resume: str = "", cpuset: str = "",
+    memory: str = "",
+) -> None:
+    """Run a matrix (or one cell from flags) against built or native interpreters."""
+    import os
+    import shlex
+    import sys
+
+    from gilbench import matrix as matrices
+    from gilbench import run, targets
+    from gilbench.console import RunProgress, console
+
+    conf = settings(c)
+    cores = sorted(os.sched_getaffinity(0))
+    limits = run.Limits(cpuset or ",".join(map(str, cores)), memory or str(conf["memory"]))
+    command = "invoke experiment " + shlex.join(sys.argv[2:])
+    with user_errors():
+        if resume:
+            run_dir = _run_dir(conf, resume)
+            with RunProgress() as progress:
+                run.resume(run_dir, limits, progress)
+        else:
+            if model or workload:
+                if not (model and workload):
+                    raise GilbenchError("A single-cell run needs both --model and --workload.")
+                chosen = matrices.single_cell(
+                    model, workload, _int_list(workers, "workers"), _axes(config or [], "config"),
+                    _axes(param or [], "param"), repetitions, warmups, timeout,
+                )
+            else:
+                name = matrix if isinstance(matrix, str) and matrix else conf["matrix"]
+                chosen = matrices.load(name)
+            specs = python or chosen.pythons or [conf["python"]]
+            resolved = [
+                targets.resolve(spec, backend or conf["backend"], conf["variant"],
+                                conf["cache_dir"])
+                for spec in specs
+            ]
+            with RunProgress() as progress:
+                run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
+                                    progress)
+    console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
+
+
+def _run_dir(conf: dict[str, Any], name: str) -> Path:
+    path = Path(name)
+    if not path.is_dir():
+        path = conf["results_dir"] / name
+    if not path.is_dir():
+        raise GilbenchError(
+            f"There is no run {name!r} (looked in {conf['results_dir']}); "
+            "`ls results/` lists the runs."
+        )
+    return path
+
+
+@task(help={"run": "Run id or folder (default: the newest run in results/)."})
+def report(c: Context, run: str = "") -> None:
+    """Tables, plots, report.md and report.html of a run, regenerated from its records."""
+    from gilbench.console import console
+    from gilbench.report import newest_run, report_run
+
+    conf = settings(c)
+    with user_errors():
+        run_dir = _run_dir(conf, run) if run else newest_run(conf["results_dir"])
+        result = report_run(run_dir)
+    for finding in result.findings:
+        console.print(f"• {finding}")
+    for warning in result.warnings:
+        console.print(f"[yellow]! {warning}[/yellow]")
+    console.print(f"[green]report[/green]: {run_dir / 'report.html'}  and  "
+                  f"{run_dir / 'report.md'}")
+
+
+@task(help={"run_a": "The baseline run (id or folder).", "run_b": "The run compared with it."})
+def compare(c: Context, run_a: str, run_b: str) -> None:
+    """The same cells of two runs side by side: ratio, CI, significance, what differs."""
+    from gilbench.console import render_compare
+    from gilbench.report import compare_runs
+
+    conf = settings(c)
+    with user_errors():
+        a, b = _run_dir(conf, run_a), _run_dir(conf, run_b)
+        result = compare_runs(a, b, b)
+    render_compare(result)
+
+
+@task(help={"pytest_args": "Extra arguments for pytest, e.g. '-k build -x'."})
+def test(c: Context, pytest_args: str = "") -> None:
+    """Lint (ruff), type-check (mypy) and run the whole test suite (pytest)."""
+    import sys
+
+    with c.cd(str(REPO)):
+        c.run(f"{sys.executable} -m ruff check .", echo=True)
+        c.run(f"{sys.executable} -m mypy", echo=True)
+        c.run(f"{sys.executable} -m pytest {pytest_args}", echo=True)
+
+
+@task(name="all", help={"matrix": "Matrix to run (default: gilbench.matrix, i.e. default)."})
+def all_(c: Context, matrix: str = "") -> None:
+    """The main job: build the default CPython, run the matrix on it, write the report."""
+    build(c)
+    experiment(c, matrix=matrix or True)
+    report(c)
+
+
+ns = Collection(build, doctor, experiment, report, compare, test, all_)
