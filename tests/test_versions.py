@@ -1,0 +1,61 @@
+"""The version lock and variants: resolution rules and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gilbench.errors import GilbenchError
+from gilbench.versions import Lock, resolve_variant, version_from_tarball_name
+
+
+def test_real_lock_defaults_to_newest_312() -> None:
+    lock = Lock.load()
+    newest_312 = max((v for v in lock.known() if v.startswith("3.12.")),
+                     key=lambda v: tuple(map(int, v.split("."))))
+    assert lock.resolve(None).version == newest_312 == "3.12.12"
+    assert lock.resolve("3.12").version == "3.12.12"
+
+
+def test_exact_and_minor_versions() -> None:
+    lock = Lock.load()
+    assert lock.resolve("3.13.5").sha256 == (
+        "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640"
+    )
+    assert lock.resolve("3.13").version == "3.13.12"
+    assert lock.resolve("3.14").url.endswith("/3.14.6/Python-3.14.6.tar.xz")
+
+
+def test_unknown_version_lists_known_ones() -> None:
+    with pytest.raises(GilbenchError) as err:
+        Lock.load().resolve("3.11.9")
+    message = str(err.value)
+    assert "'3.11.9' is not in the version lock" in message
+    assert "3.12.12" in message and "3.13.5" in message and "--source" in message
+
+
+def test_malformed_lock_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "versions.toml"
+    bad.write_text('[versions."3.13.5"]\nurl = "x"\nsha256 = "short"\n')
+    with pytest.raises(GilbenchError, match="malformed entry for '3.13.5'"):
+        Lock.load(bad)
+
+
+def test_variants() -> None:
+    assert resolve_variant("pgo", "3.12.12").configure_args == ("--enable-optimizations",)
+    assert "--with-lto" in resolve_variant("pgo-lto", "3.13.5").configure_args
+    assert "--disable-gil" in resolve_variant("freethreaded", "3.13.5").configure_args
+    with pytest.raises(GilbenchError, match="needs CPython 3.13 or newer"):
+        resolve_variant("freethreaded", "3.12.12")
+    with pytest.raises(GilbenchError, match="Unknown variant 'fast'; choose one of: pgo"):
+        resolve_variant("fast", "3.13.5")
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [("Python-3.13.5.tar.xz", "3.13.5"), ("python3.13_3.13.5.orig.tar.xz", "3.13.5"),
+     ("Python-3.12.12.tgz", "3.12.12"), ("notes.txt", None)],
+)
+def test_version_from_tarball_name(name: str, version: str | None) -> None:
+    assert version_from_tarball_name(Path(name)) == version
