@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -59,8 +59,9 @@ def _save(figure: Figure, output_path: Path) -> list[Path]:
     output_path.parent.mkdir(parents=True, exist_ok=True)
     paths = [output_path.with_suffix(".png"), output_path.with_suffix(".svg")]
     figure.savefig(paths[0], dpi=100)
-    # fixed metadata keeps the SVG byte-stable between regenerations
-    figure.savefig(paths[1], metadata={"Date": None})
+    # no date and a fixed id salt keep the SVG byte-stable between regenerations
+    with rc_context({"svg.hashsalt": "gilbench"}):
+        figure.savefig(paths[1], metadata={"Date": None})
     return paths
 
 
