@@ -78,7 +78,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "kind": "alloc",
         "description": "build and drop many small dicts, lists and tuples",
         "size": "objects",
-        "params": {"objects": 100000, "tasks": 8},
+        "params": {"objects": 50000, "tasks": 8},
     },
     "mixed": {
         "kind": "mixed",
