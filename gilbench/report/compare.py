@@ -83,10 +83,16 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[AxisDifference]:
     labels_a = {info.get("label") or p: info for p, info in pythons_a.items()}
     labels_b = {info.get("label") or p: info for p, info in pythons_b.items()}
     check("pythons", "python labels", ", ".join(sorted(labels_a)), ", ".join(sorted(labels_b)))
-    for label in sorted(set(labels_a) & set(labels_b)):
+    pairs = [(label, label) for label in sorted(set(labels_a) & set(labels_b))]
+    if not pairs and len(labels_a) == len(labels_b) == 1:  # one python each: compare those
+        pairs = [(next(iter(labels_a)), next(iter(labels_b)))]
+    for label_a, label_b in pairs:
+        name = label_a if label_a == label_b else f"{label_a} / {label_b}"
         for key in PYTHON_FIELDS:
             axis = "config args" if key == "config_args" else "pythons"
-            check(axis, f"python {label} {key}", labels_a[label].get(key), labels_b[label].get(key))
+            check(
+                axis, f"python {name} {key}", labels_a[label_a].get(key), labels_b[label_b].get(key)
+            )
     matrix_a, matrix_b = a.get("matrix") or {}, b.get("matrix") or {}
     check("matrix", "matrix.name", matrix_a.get("name"), matrix_b.get("name"))
     check("matrix", "matrix.text", matrix_a.get("text"), matrix_b.get("text"))
@@ -121,7 +127,8 @@ def _label(row: pd.Series, keys: list[str]) -> str:
     if "python_label" in keys:
         parts.append(str(row["python_label"]))
     parts.append(str(row["model_label"]))
-    return " / ".join(parts) + f" at {row['workers']} workers"
+    workers = int(row["workers"])
+    return " / ".join(parts) + f" at {workers} worker{'' if workers == 1 else 's'}"
 
 
 def _cell_row(
