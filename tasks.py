@@ -82,7 +82,7 @@ def build(
     else:
         console.print(f"[green]built[/green] {where} in {record['build_seconds']} s "
                       f"(log: {result.log_path})")
-    console.print(f"  CPython {record['version']} [{record['variant']}], sha256 "
+    console.print(f"  CPython {record['version']} ({record['variant']}), sha256 "
                   f"{record['sha256'][:16]}…, CONFIG_ARGS: {record['config_args']}")
 
 
@@ -214,6 +214,7 @@ def _run_dir(conf: dict[str, Any], name: str) -> Path:
     return path
 
 
+# invoke has no optional positionals, so the run is a flag: `invoke report --run RUN`.
 @task(help={"run": "Run id or folder (default: the newest run in results/)."})
 def report(c: Context, run: str = "") -> None:
     """Tables, plots, report.md and report.html of a run, regenerated from its records."""
@@ -232,7 +233,10 @@ def report(c: Context, run: str = "") -> None:
                   f"{run_dir / 'report.md'}")
 
 
-@task(help={"run_a": "The baseline run (id or folder).", "run_b": "The run compared with it."})
+@task(
+    positional=["run_a", "run_b"],
+    help={"run_a": "The baseline run (id or folder).", "run_b": "The run compared with it."},
+)
 def compare(c: Context, run_a: str, run_b: str) -> None:
     """The same cells of two runs side by side: ratio, CI, significance, what differs."""
     from gilbench.console import render_compare

@@ -85,6 +85,7 @@ class RunProgress:
         self.task: Any = None
         self.python = ""
         self.counts: dict[str, int] = {}
+        self.shown: set[tuple[str, str]] = set()
 
     def __enter__(self) -> RunProgress:
         self.progress.start()
@@ -105,8 +106,10 @@ class RunProgress:
             counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
             cell = f"{payload.get('model')} {payload.get('workload')} x{payload.get('workers')}"
             self.progress.update(self.task, advance=1, description=f"{cell:<32} {counts}")
-            if status != "ok" and not console.is_terminal:
-                console.print(f"  {cell}: {status} {payload.get('message', '')[:100]}")
+            key = (str(payload.get("cell_id")), status)
+            if status != "ok" and key not in self.shown:  # once per cell, not per repetition
+                self.shown.add(key)
+                self.progress.console.print(f"  {cell}: {status}: {payload.get('message', '')}")
 
 
 def render_compare(result: Any) -> None:

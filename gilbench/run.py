@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,9 @@ def _python_entry(target: Target, label: str, probe: dict[str, Any]) -> dict[str
     return {
         "label": label,
         "kind": target.kind,
-        "version": probe.get("version"),
+        "version": probe.get("python_version"),
         "variant": build.get("variant", "native"),
-        "gil_disabled": probe.get("gil_disabled"),
+        "gil_disabled": probe.get("gil_disabled_build"),
         "config_args": probe.get("config_args"),
         "cc": probe.get("cc"),
         "sha256": build.get("sha256"),
@@ -62,8 +63,16 @@ def _python_entry(target: Target, label: str, probe: dict[str, Any]) -> dict[str
     }
 
 
+def _labelled(target: Target, probe: dict[str, Any]) -> Target:
+    """Native paths are named by what they are: '3.12.1 native', '3.13.0t native'."""
+    if target.kind != "native" or target.build is not None:
+        return target
+    free = "t" if probe.get("gil_disabled_build") else ""
+    return replace(target, label=f"{probe.get('python_version')}{free} native")
+
+
 def _check_probe(target: Target, probe: dict[str, Any]) -> None:
-    version = str(probe.get("version", "0"))
+    version = str(probe.get("python_version", "0"))
     if tuple(int(p) for p in version.split(".")[:2]) < (3, 12):
         raise GilbenchError(
             f"--python {target.executable} is Python {version}; gilbench experiments need "
@@ -138,19 +147,26 @@ def _execute(
     run_dir: Path, manifest: dict[str, Any], targets: list[Target],
     cells: list[dict[str, Any]], limits: Limits, on_event: RunEvents, create: bool,
 ) -> None:
-    labels = {pid: entry["label"] for pid, entry in manifest["pythons"].items()}
-    labels.update(unique_labels([t for t in targets if t.id not in labels]))
     with ExitStack() as stack:
         runners: dict[str, Runner] = {}
         if create:
             run_dir.mkdir(parents=True)
-        for target in targets:
-            runner = stack.enter_context(_runner(target, run_dir, limits))
-            probe = runner.probe()
-            _check_probe(target, probe)
-            runners[target.id] = runner
-            manifest["pythons"][target.id] = _python_entry(target, labels[target.id], probe)
-            manifest["backend"][target.id] = runner.describe()
+        try:
+            probed = []
+            for target in targets:
+                runner = stack.enter_context(_runner(target, run_dir, limits))
+                probe = runner.probe()
+                _check_probe(target, probe)
+                runners[target.id] = runner
+                probed.append((target, probe))
+                manifest["backend"][target.id] = runner.describe()
+            labels = unique_labels([_labelled(target, probe) for target, probe in probed])
+            for target, probe in probed:
+                manifest["pythons"][target.id] = _python_entry(target, labels[target.id], probe)
+        except BaseException:
+            if create:  # no manifest yet: leave nothing that looks like a run
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         store.write_manifest(run_dir, manifest)
         on_event("start", sum(len(cell["repetitions"]) for cell in cells))
         writer = store.RecordWriter(run_dir)

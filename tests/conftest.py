@@ -62,3 +62,32 @@ def python313() -> Path:
     require(path is not None, "no pyenv Python 3.13 installed")
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def cpython_3135_tarball() -> Path:
+    """The real Python-3.13.5.tar.xz (from Debian's archive: see .ci/run)."""
+    from gilbench.paths import default_cache_dir
+
+    env = os.environ.get("GILBENCH_TEST_TARBALL")
+    path = Path(env) if env else default_cache_dir() / "sources" / "Python-3.13.5.tar.xz"
+    require(path.is_file(), f"no CPython 3.13.5 tarball at {path} (.ci/run fetches one)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    from gilbench.engine import engine_available
+
+    require(engine_available(), "no Docker engine answers (.ci/run starts one)")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None,
+           timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The real command line: `invoke ARGS` in the repo, as a user would type it."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout, check=False,
+    )

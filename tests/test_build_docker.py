@@ -1,0 +1,124 @@
+"""End to end: a real CPython 3.13.5 PGO build in the real Docker engine (minutes).
+
+The image gets a test-only extra flag (--with-computed-gotos, gcc's default anyway) so
+it has its own tag: the test never reuses or deletes a user's image, and it removes its
+own image first, so every run of this test is a real build from source.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import docker
+import pytest
+
+from gilbench.build import IMAGE_REPO, STAGING_REPO, BuildOptions, BuildResult, run_build
+from gilbench.errors import GilbenchError
+from tests.conftest import invoke
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+TEST_FLAG = "--with-computed-gotos"
+
+
+def options(cache: Path, *extra: str) -> BuildOptions:
+    import yaml  # invoke depends on PyYAML: read the base image the project configures
+
+    base = yaml.safe_load((Path(__file__).parent.parent / "invoke.yaml").read_text())
+    return BuildOptions(
+        python="3.13.5", variant="pgo", backend="docker", cache_dir=cache,
+        source_cache=cache / "sources", base_image=base["gilbench"]["base_image"],
+        extra_args=(TEST_FLAG, *extra), jobs=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory: pytest.TempPathFactory, cpython_3135_tarball: Path) -> Path:
+    cache = tmp_path_factory.mktemp("gilbench-cache")
+    (cache / "sources").mkdir()
+    shutil.copyfile(cpython_3135_tarball, cache / "sources" / "Python-3.13.5.tar.xz")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def pgo_build(docker_engine: None, cache: Path) -> tuple[BuildResult, list[tuple[str, str]]]:
+    client = docker.from_env()
+    for image in client.images.list(name=IMAGE_REPO):
+        record = json.loads(image.labels.get("org.gilbench.build", "{}"))
+        if TEST_FLAG in record.get("configure_args_requested", []):
+            client.images.remove(image.id, force=True)
+    events: list[tuple[str, str]] = []
+    result = run_build(options(cache), lambda kind, text: events.append((kind, text)))
+    return result, events
+
+
+def test_pgo_build_really_applied_the_flags(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]],
+) -> None:
+    result, events = pgo_build
+    record = result.record
+    assert not result.reused
+    assert record["version"] == "3.13.5" and record["source_verified"]
+    assert "'--enable-optimizations'" in record["config_args"]
+    assert f"'{TEST_FLAG}'" in record["config_args"]
+    assert record["smoke"]["subinterpreters_module"] == "_interpreters"
+    assert record["smoke"]["subinterpreters_ok"] is True
+    phases = [text for kind, text in events if kind == "phase"]
+    for phase in ("base", "configure", "instrumented-build", "pgo-training", "final-build",
+                  "install", "smoke-check"):
+        assert phase in phases
+    assert set(record["phases"]) >= {"configure", "pgo-training", "final-build"}
+    assert result.log_path is not None and "profile-run-stamp" in result.log_path.read_text()
+
+
+def test_image_labels_and_interpreter_agree(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]],
+) -> None:
+    record = pgo_build[0].record
+    client = docker.from_env()
+    image = client.images.get(record["image"])
+    labels = image.labels
+    assert labels["org.gilbench.version"] == "3.13.5"
+    assert labels["org.gilbench.sha256"] == record["sha256"]
+    assert json.loads(labels["org.gilbench.build"]) == record
+    # Ask the interpreter itself, in a fresh container, as a non-root user, offline.
+    out = client.containers.run(
+        record["image"],
+        ["python3", "-c", "import sysconfig, getpass; "
+         "print(getpass.getuser(), sysconfig.get_config_var('CONFIG_ARGS'))"],
+        remove=True, network_disabled=True,
+    ).decode()
+    assert out.startswith("gilbench ") and "--enable-optimizations" in out
+    assert not client.images.list(name=STAGING_REPO)  # nothing half-built left behind
+
+
+def test_building_again_is_a_noop(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path,
+) -> None:
+    again = run_build(options(cache), lambda kind, text: None)
+    assert again.reused and again.record == pgo_build[0].record
+    # The command line says so too.
+    result = invoke("build", "--python", "3.13.5", f"--configure-arg={TEST_FLAG}",
+                    env={"GILBENCH_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, result.stderr
+    assert "already built" in result.stdout
+
+
+def test_failed_configure_leaves_no_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path,
+) -> None:
+    # configure rejects a relative tzpath at once: a real failure of the real recipe.
+    with pytest.raises(GilbenchError) as err:
+        run_build(options(cache, "--with-tzpath=relative"), lambda kind, text: None)
+    message = str(err.value)
+    assert "failed during configure" in message and "the full log is" in message
+    log = Path(message.rsplit("the full log is ", 1)[1].rstrip("."))
+    assert "--with-tzpath must contain only absolute paths" in log.read_text()
+    client = docker.from_env()
+    assert not [
+        image for image in client.images.list(name=IMAGE_REPO)
+        if "--with-tzpath=relative" in image.labels.get("org.gilbench.build", "")
+    ]
+    assert not client.images.list(name=STAGING_REPO)
