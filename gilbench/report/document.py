@@ -82,8 +82,12 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2e
        max-width: 1200px; padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
 h1 { border-bottom: 2px solid #333; padding-bottom: .2em; }
 h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .85em; }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .8em; }
 th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
+td:first-child { white-space: normal; max-width: 20em; overflow-wrap: anywhere; }
+td.text { white-space: normal; min-width: 16em; }
 th { background: #f0f0f0; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; }
@@ -91,6 +95,16 @@ figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-style: italic; color: #555; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
 """
+
+
+BREAK_AFTER_COMMA = ",\u200b"
+
+
+def _td(text: str) -> str:
+    # long prose (messages, configure args) may wrap; numbers and labels stay on one line
+    kind = ' class="text"' if len(text) > 60 else ""
+    # a zero-width space after each comma lets long config labels wrap there
+    return f"<td{kind}>{html.escape(text).replace(',', BREAK_AFTER_COMMA)}</td>"
 
 
 def _html_block(block: Block) -> str:
@@ -103,11 +117,9 @@ def _html_block(block: Block) -> str:
         return f"<ul>{items}</ul>"
     if isinstance(block, Table):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-            for row in block.rows
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<div class="table">{table}</div>'
     if isinstance(block, Image):
         # embedded, so the page stands alone: no file or network reference to follow
         data = base64.b64encode(block.path.read_bytes()).decode("ascii")

@@ -43,10 +43,17 @@ def _statuses(row: pd.Series) -> str:
 
 
 RESULT_HEADERS = [
-    "python", "model", "workers", "status", "wall median s", "IQR s", "95% CI s",
-    "speedup", "speedup CI", "efficiency", "rel. throughput", "start-up ms", "start-up/worker ms",
-    "+MiB/worker", "cpu s", "note",
+    "model", "workers", "status", "wall median s", "IQR s", "95% CI s", "speedup (95% CI)",
+    "efficiency", "rel. throughput", "start-up ms (per worker)", "+MiB/worker", "cpu s", "note",
 ]  # fmt: skip
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return DASH
+    if math.isnan(low) or low == high:  # the sequential row against itself: exactly 1
+        return f"{value:.2f}x"
+    return f"{value:.2f}x ({low:.2f}-{high:.2f})"
 
 
 def _result_row(row: pd.Series) -> list[str]:
@@ -55,29 +62,31 @@ def _result_row(row: pd.Series) -> list[str]:
         if not math.isnan(row["wall_ci_low_s"])
         else DASH
     )
-    speedup_ci = (
-        f"{row['speedup_ci_low']:.2f}-{row['speedup_ci_high']:.2f}"
-        if not math.isnan(row["speedup_ci_low"])
-        else DASH
-    )
-    rel = _times(row["rel_throughput"])
-    if rel != DASH:
-        rel += f" vs {row['baseline_python']}"
+    startup = _num(row["startup_median_s"] * 1000, 3)
+    if startup != DASH:
+        startup += f" ({_num(row['startup_per_worker_s'] * 1000, 3)})"
     return [
-        str(row["python_label"]), str(row["model_label"]), str(row["workers"]), _statuses(row),
-        _num(row["wall_median_s"]), _num(row["wall_iqr_s"], 2), ci, _times(row["speedup"]),
-        speedup_ci, _num(row["efficiency"], 2), rel, _num(row["startup_median_s"] * 1000, 3),
-        _num(row["startup_per_worker_s"] * 1000, 3), _num(row["extra_rss_per_worker_kb"] / 1024, 3),
-        _num(row["cpu_median_s"], 3),
+        str(row["model_label"]), str(row["workers"]), _statuses(row),
+        _num(row["wall_median_s"]), _num(row["wall_iqr_s"], 2), ci,
+        _with_interval(row["speedup"], row["speedup_ci_low"], row["speedup_ci_high"]),
+        _num(row["efficiency"], 2), _times(row["rel_throughput"]), startup,
+        _num(row["extra_rss_per_worker_kb"] / 1024, 3), _num(row["cpu_median_s"], 3),
         f"unstable: {row['unstable_reason']}" if row["unstable"] else "",
     ]  # fmt: skip
 
 
 def _results(summary: Summary) -> list[Block]:
+    """One table per workload and python, so each table has a single throughput reference."""
     blocks: list[Block] = [Heading(2, "Results")]
     table = summary.frame
-    for workload, group in table.groupby("workload_label", observed=True, sort=True):
-        blocks.append(Heading(3, str(workload)))
+    for (workload, python), group in table.groupby(
+        ["workload_label", "python_label"], observed=True, sort=True
+    ):
+        reference = summary.baselines.get(str(python))
+        note = f"rel. throughput against sequential on {reference}" if reference else (
+            "no throughput reference"
+        )  # fmt: skip
+        blocks.append(Heading(3, f"{workload} on {python} ({note})"))
         blocks.append(Table(RESULT_HEADERS, [_result_row(r) for _, r in group.iterrows()]))
     return blocks
 
@@ -199,6 +208,6 @@ def report_blocks(
     ]
     if warnings:
         blocks += [Heading(2, "Warnings"), Bullets(warnings)]
-    blocks += _baselines(summary) + _results(summary) + _plots(plots)
+    blocks += _plots(plots) + _baselines(summary) + _results(summary)
     blocks += _failures(table) + _provenance(run)
     return blocks

@@ -43,7 +43,7 @@ def test_report_md_puts_findings_first(reported: ReportResult) -> None:
     result = reported
     text = result.report_md.read_text()
     sections = [line for line in text.splitlines() if line.startswith("## ")]
-    assert sections == ["## Key findings", "## Baselines", "## Results", "## Plots",
+    assert sections == ["## Key findings", "## Plots", "## Baselines", "## Results",
                         "## Failures", "## Provenance"]  # fmt: skip
     findings = "\n".join(result.findings)
     assert re.search(

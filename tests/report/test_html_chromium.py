@@ -1,0 +1,80 @@
+"""report.html rendered by a real headless Chromium: it shows plots and needs nothing else.
+
+CI installs the Debian package `chromium`; without it this test skips locally and fails in CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from gilbench.report import report_run
+from tests.conftest import require  # skip locally, fail in CI (GILBENCH_REQUIRE_ALL=1)
+
+from .helpers import RUN_A
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chromium(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium")
+    require(binary is not None, "chromium is not installed (apt-get install -y chromium)")
+    assert binary is not None
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    command = [
+        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={profile}", *arguments,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src") or "")
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("html") / RUN_A.name
+    return report_run(Path(shutil.copytree(RUN_A, folder))).report_html
+
+
+def test_screenshot_shows_the_report_and_its_plots(report_html: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", report_html.as_uri())
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (4000, 1280)
+    colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 500  # text, tables, and anti-aliased plot lines and heat-map fills
+    # plots sit right after the key findings: the upper part of the page must be busy
+    ink = (pixels[:2000].mean(axis=2) < 0.9).mean()
+    assert ink > 0.05
+    # the heat map's status colours made it to the screen (ok green, crashed red)
+    for colour in ((0x4C, 0xAF, 0x50), (0xD3, 0x2F, 0x2F)):
+        close = np.abs((pixels * 255).astype(int) - np.array(colour)).max(axis=2) <= 3
+        assert close.sum() > 500, colour
+
+
+def test_dom_holds_the_plots_as_embedded_pngs(report_html: Path, tmp_path: Path) -> None:
+    dom = _chromium(tmp_path, "--dump-dom", report_html.as_uri()).stdout
+    parser = _Images()
+    parser.feed(dom)
+    assert len(parser.sources) == 4
+    for source in parser.sources:
+        prefix = "data:image/png;base64,"
+        assert source.startswith(prefix)
+        assert base64.b64decode(source[len(prefix) :], validate=True).startswith(PNG_SIGNATURE)
+    assert "Key findings" in dom and "Provenance" in dom
