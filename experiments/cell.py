@@ -18,16 +18,17 @@ from experiments.models import load
 from experiments.records import emit, make_record
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds() -> tuple[float, float]:
+    """(this process, its reaped children): user + system seconds."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system, t.children_user + t.children_system
 
 
-def _peak_rss_kb() -> int:
+def _peak_rss_kb(workers_reported: int | None) -> int:
     # ru_maxrss is KiB on Linux; children's is the largest child reaped so far.
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return int(max(own, children))
+    return int(max(own, children, workers_reported or 0))
 
 
 def _gil_enabled() -> bool:
@@ -39,11 +40,15 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
             params: dict[str, Any]) -> dict[str, Any]:
     """Run the model once and return the record's measurements; raises on failure."""
     workers = 1 if cell["model"] == "sequential" else cell["workers"]
-    cpu0 = _cpu_seconds()
+    own0, children0 = _cpu_seconds()
     start = time.perf_counter()
     phases = model.run(cell["workload"], params, workers, config)
     total = time.perf_counter() - start
-    cpu = _cpu_seconds() - cpu0
+    own1, children1 = _cpu_seconds()
+    if phases.worker_cpu_s is None:
+        cpu = (own1 - own0) + (children1 - children0)
+    else:  # workers we cannot reap reported their own (forkserver)
+        cpu = (own1 - own0) + phases.worker_cpu_s
     if len(phases.results) != params["tasks"]:
         raise RuntimeError(f"{len(phases.results)} of {params['tasks']} tasks returned a result")
     problem = workloads.check(cell["workload"], params, phases.results)
@@ -55,7 +60,7 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
         "teardown_s": phases.teardown_s,
         "total_s": total,
         "cpu_s": cpu,
-        "peak_rss_kb": _peak_rss_kb(),
+        "peak_rss_kb": _peak_rss_kb(phases.worker_peak_rss_kb),
         "tasks_done": len(phases.results),
         "gil_enabled": _gil_enabled(),
     }

@@ -14,6 +14,10 @@ class Phases:
     wall_s: float
     teardown_s: float
     results: list[Any] = field(default_factory=list)
+    # Set by models whose workers are not this process's children to reap
+    # (forkserver's are the server's): CPU and peak RSS the workers reported.
+    worker_cpu_s: float | None = None
+    worker_peak_rss_kb: int | None = None
 
 
 def split_tasks(tasks: int, workers: int) -> list[int]:

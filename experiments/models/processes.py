@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import resource
 import signal
 import threading
 import time
@@ -39,8 +41,15 @@ def _work(workload: str, params: dict[str, Any], count: int, conn: Connection) -
         for _ in range(count):
             payload = conn.recv() if workloads.needs_payload(workload) else None
             conn.send(("D", workloads.run_task(workload, params, payload)))
+        if conn.recv() == "T":  # the parent asks for our own resource usage
+            times = os.times()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            conn.send(("T", (times.user + times.system, peak)))
+    except EOFError:
+        pass  # the parent closed our pipe after a failure elsewhere: just leave
     except BaseException as exc:
-        conn.send(("E", describe(exc)))
+        with contextlib.suppress(OSError):
+            conn.send(("E", describe(exc)))
     finally:
         conn.close()
 
@@ -84,6 +93,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         procs[parent] = proc
     conns = list(procs)
     error = ""
+    usage: list[tuple[float, int]] | None = None
     try:
         waiting = set(conns)
         while waiting and not error:
@@ -121,11 +131,37 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         done = time.perf_counter()
         for t in feeders:
             t.join()
+        usage = _collect_usage(conns, error)
     finally:
+        if usage is None:
+            # Something failed: closing our ends wakes every child wherever it waits
+            # (EOF), so the joins below cannot hang.
+            for conn in conns:
+                conn.close()
         for conn, proc in procs.items():
             proc.join()
             conn.close()
     end = time.perf_counter()
     if error:
         raise WorkerError(error)
-    return Phases(ready - start, done - ready, end - done, results)
+    phases = Phases(ready - start, done - ready, end - done, results)
+    if config["start_method"] == "forkserver":
+        # Forkserver workers are the server's children, so RUSAGE_CHILDREN never
+        # sees them; use what they reported instead.
+        phases.worker_cpu_s = sum(cpu for cpu, _ in usage or [])
+        phases.worker_peak_rss_kb = max((peak for _, peak in usage or []), default=0)
+    return phases
+
+
+def _collect_usage(conns: list[Connection], error: str) -> list[tuple[float, int]] | None:
+    """Each worker's own CPU seconds and peak RSS (KiB), asked for after the last result."""
+    if error:
+        return None
+    for conn in conns:
+        conn.send("T")
+    usage = []
+    for conn in conns:
+        kind, value = conn.recv()
+        if kind == "T":
+            usage.append((float(value[0]), int(value[1])))
+    return usage
