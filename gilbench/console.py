@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.status import Status
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # never break paths
 err_console = Console(stderr=True, highlight=False)
 
 

@@ -1,0 +1,180 @@
+"""`invoke experiment` end to end on the installed 3.12 and 3.13 (native backend):
+complete run folders, faults recorded as results, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gilbench import store
+from tests.conftest import REPO, invoke
+
+
+def run_folder(results: Path) -> Path:
+    """The one run a test made in its own results folder."""
+    (run_dir,) = [p for p in results.iterdir() if (p / "manifest.json").exists()]
+    return run_dir
+
+
+def check_complete(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every repetition of every planned cell has exactly one record."""
+    manifest = store.read_manifest(run_dir)
+    records = store.read_records(run_dir)
+    planned = Counter((c["cell_id"], r) for c in manifest["cells"] for r in c["repetitions"])
+    got = Counter((r["cell_id"], r["repetition"]) for r in records)
+    assert got == planned
+    assert manifest["finished_at"] is not None
+    assert all(r["schema_version"] == 1 and r["run_id"] == manifest["run_id"] for r in records)
+    return manifest, records
+
+
+def test_quick_matrix_on_native_312_and_313(
+    python312: Path, python313: Path, tmp_path: Path
+) -> None:
+    env = {"INVOKE_GILBENCH_RESULTS_DIR": str(tmp_path)}
+    result = invoke("experiment", "--matrix", "quick", "--python", str(python312),
+                    "--python", str(python313), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest, records = check_complete(run_folder(tmp_path))
+    labels = sorted(p["label"] for p in manifest["pythons"].values())
+    assert labels == ["3.12.1 native", "3.13.0 native"]
+    assert manifest["host"]["cores"] >= 1 and manifest["experiments_hash"]
+    assert manifest["matrix"]["name"] == "quick" and "[models.threads]" in manifest["matrix"][
+        "text"]
+    by_status = Counter((r["model"], r["status"]) for r in records)
+    assert {status for (model, status) in by_status if model == "interpreter-pool"} == {
+        "unsupported"}
+    others = [r for r in records if r["model"] != "interpreter-pool"]
+    assert {r["status"] for r in others} == {"ok"}, [r["message"] for r in others]
+    assert all(r["gil_enabled"] is True for r in others)  # GIL builds
+    apis = {r["python_version"][:4]: r["api"] for r in others if r["model"] == "subinterpreters"}
+    assert apis["3.12"] != apis["3.13"]
+
+
+FAULTS = """
+workers = [2]
+repetitions = 2
+warmups = 0
+timeout_s = 4
+
+[models.subinterpreters]
+gil = "own"
+check_multi_interp_extensions = [true, false]
+use_main_obmalloc = [false, true]
+
+[workloads.fib]
+n = 15
+tasks = 2
+[workloads.hang]
+[workloads.startup]
+tasks = 2
+
+[[exclude]]
+check_multi_interp_extensions = false
+use_main_obmalloc = true
+[[exclude]]
+workload = ["hang", "startup"]
+check_multi_interp_extensions = false
+[[exclude]]
+workload = ["hang", "startup"]
+use_main_obmalloc = true
+"""
+
+
+@pytest.mark.parametrize("minor", ["3.12", "3.13"])
+def test_faults_are_results_and_the_matrix_goes_on(
+    minor: str, python312: Path, python313: Path, tmp_path: Path
+) -> None:
+    python = python312 if minor == "3.12" else python313
+    matrix = tmp_path / "faults.toml"
+    matrix.write_text(FAULTS)
+    result = invoke("experiment", "--matrix", str(matrix), "--python", str(python),
+                    env={"INVOKE_GILBENCH_RESULTS_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest, records = check_complete(run_folder(tmp_path))
+    assert [c["workload"] for c in manifest["cells"]] == ["fib"] * 3 + ["hang", "startup"]
+
+    def one(workload: str, check: bool, main_obmalloc: bool) -> dict[str, Any]:
+        (record, _) = [r for r in records if r["workload"] == workload
+                       and r["model_config"]["check_multi_interp_extensions"] is check
+                       and r["model_config"]["use_main_obmalloc"] is main_obmalloc]
+        return record
+
+    assert one("fib", True, False)["status"] == "ok"
+    # CPython itself refuses separate obmalloc without the multi-phase-init check:
+    invalid = one("fib", False, False)
+    assert invalid["status"] == "invalid"
+    assert "per-interpreter obmalloc does not support single-phase init" in invalid["message"]
+    # ...and an own GIL on the main interpreter's allocator really crashes CPython.
+    crashed = one("fib", True, True)
+    assert crashed["status"] == "crashed" and "SIGSEGV" in crashed["message"]
+    hung = one("hang", True, False)
+    assert hung["status"] == "timeout" and hung["wall_s"] is None
+    assert one("startup", True, False)["status"] == "ok"  # the matrix went on
+
+
+SLOW = """
+workers = [1, 2]
+repetitions = 3
+warmups = 0
+timeout_s = 30
+
+[models.threads]
+[models.processes]
+start_method = "fork"
+
+[workloads.io]
+ms = 60
+tasks = 4
+"""
+
+
+def test_kill_and_resume_loses_nothing(python312: Path, tmp_path: Path) -> None:
+    matrix = tmp_path / "slow.toml"
+    matrix.write_text(SLOW)
+    env = {**os.environ, "INVOKE_GILBENCH_RESULTS_DIR": str(tmp_path / "results")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "experiment", "--matrix", str(matrix), "--python",
+         str(python312)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    records_file: Path | None = None
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "results").glob("*/records.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 4:
+            records_file = found[0]
+            break
+        time.sleep(0.05)
+    assert records_file is not None, "the run never produced records"
+    os.killpg(proc.pid, signal.SIGKILL)  # the orchestrator and everything below it
+    proc.wait()
+    before = records_file.read_text()
+    run_dir = records_file.parent
+    assert store.read_manifest(run_dir)["finished_at"] is None
+
+    result = invoke("experiment", "--resume", run_dir.name, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest, records = check_complete(run_dir)
+    assert records_file.read_text().startswith(before.rstrip("\n"))  # appended, never rewritten
+    assert len(manifest["resumed_at"]) == 1
+    assert {r["status"] for r in records} == {"ok"}
+
+
+def test_resume_refuses_changed_harness(tmp_path: Path) -> None:
+    run_dir = tmp_path / "results" / "old-run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "schema_version": 1, "run_id": "old-run", "experiments_hash": "0" * 64, "cells": [],
+        "pythons": {}, "resumed_at": []}))
+    result = invoke("experiment", "--resume", str(run_dir))
+    assert result.returncode == 1 and "experiments/ changed since run old-run" in result.stderr
