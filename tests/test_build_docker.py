@@ -16,7 +16,7 @@ import pytest
 
 from gilbench.build import IMAGE_REPO, STAGING_REPO, BuildOptions, BuildResult, run_build
 from gilbench.errors import GilbenchError
-from tests.conftest import invoke
+from tests.conftest import REPO, invoke
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -24,12 +24,13 @@ TEST_FLAG = "--with-computed-gotos"
 
 
 def options(cache: Path, *extra: str) -> BuildOptions:
-    import yaml  # invoke depends on PyYAML: read the base image the project configures
+    from invoke.config import Config  # the base image the project configures
 
-    base = yaml.safe_load((Path(__file__).parent.parent / "invoke.yaml").read_text())
+    config = Config(project_location=str(REPO))
+    config.load_project()
     return BuildOptions(
         python="3.13.5", variant="pgo", backend="docker", cache_dir=cache,
-        source_cache=cache / "sources", base_image=base["gilbench"]["base_image"],
+        source_cache=cache / "sources", base_image=config.gilbench.base_image,
         extra_args=(TEST_FLAG, *extra), jobs=None,
     )
 
@@ -122,3 +123,37 @@ def test_failed_configure_leaves_no_image(
         if "--with-tzpath=relative" in image.labels.get("org.gilbench.build", "")
     ]
     assert not client.images.list(name=STAGING_REPO)
+
+
+def test_quick_matrix_and_faults_in_the_built_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
+) -> None:
+    """Issue 3 against the image just built: one container, no network, non-root."""
+    from gilbench import matrix, run, store, targets
+    from tests.test_experiments_native import FAULTS
+
+    target = targets._from_build(pgo_build[0].record)
+    limits = run.Limits(cpuset="0", memory="2g")
+    (tmp_path / "faults.toml").write_text(FAULTS)
+    for name in ("quick", str(tmp_path / "faults.toml")):
+        run_dir = run.start(matrix.load(name), [target], tmp_path, limits, "test",
+                            lambda kind, payload: None)
+        manifest = store.read_manifest(run_dir)
+        records = store.read_records(run_dir)
+        planned = {(c["cell_id"], r) for c in manifest["cells"] for r in c["repetitions"]}
+        assert {(r["cell_id"], r["repetition"]) for r in records} == planned
+        backend = manifest["backend"][target.id]
+        assert (backend["network"], backend["user"], backend["cpuset"]) == ("none", "gilbench", "0")
+        assert backend["memory_bytes"] == 2 * 2**30
+        assert manifest["pythons"][target.id]["config_args"].count("--enable-optimizations") == 1
+        statuses = {(r["workload"], r["model"], r["status"]) for r in records}
+        if name == "quick":
+            assert ("fib", "subinterpreters", "ok") in statuses
+            assert ("fib", "interpreter-pool", "unsupported") in statuses
+            assert all(r["python_version"] == "3.13.5" for r in records)
+            assert {r["api"] for r in records if r["model"] == "subinterpreters"} == {
+                "_interpreters (3.13)"}
+        else:
+            assert {s for (w, _, s) in statuses} == {"ok", "invalid", "crashed", "timeout"}
+    client = docker.from_env()
+    assert not client.containers.list(all=True, filters={"label": "org.gilbench.owner"})
