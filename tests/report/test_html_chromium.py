@@ -23,10 +23,15 @@ from .helpers import RUN_A
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _chromium(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def chromium() -> str:
     binary = shutil.which("chromium")
     require(binary is not None, "chromium is not installed (apt-get install -y chromium)")
     assert binary is not None
+    return binary
+
+
+def _chromium(binary: str, tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     command = [
         binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -47,14 +52,18 @@ class _Images(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report_html(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("html") / RUN_A.name
     return report_run(Path(shutil.copytree(RUN_A, folder))).report_html
 
 
-def test_screenshot_shows_the_report_and_its_plots(report_html: Path, tmp_path: Path) -> None:
+def test_screenshot_shows_the_report_and_its_plots(
+    chromium: str, report_html: Path, tmp_path: Path
+) -> None:
     shot = tmp_path / "shot.png"
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", report_html.as_uri())
+    _chromium(
+        chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", report_html.as_uri()
+    )
     pixels = mpimg.imread(shot)[..., :3]
     assert pixels.shape[:2] == (4000, 1280)
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
@@ -68,8 +77,10 @@ def test_screenshot_shows_the_report_and_its_plots(report_html: Path, tmp_path: 
         assert close.sum() > 500, colour
 
 
-def test_dom_holds_the_plots_as_embedded_pngs(report_html: Path, tmp_path: Path) -> None:
-    dom = _chromium(tmp_path, "--dump-dom", report_html.as_uri()).stdout
+def test_dom_holds_the_plots_as_embedded_pngs(
+    chromium: str, report_html: Path, tmp_path: Path
+) -> None:
+    dom = _chromium(chromium, tmp_path, "--dump-dom", report_html.as_uri()).stdout
     parser = _Images()
     parser.feed(dom)
     assert len(parser.sources) == 4
