@@ -1,0 +1,32 @@
+"""`invoke doctor` checks the real host and names a fix for what is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gilbench import doctor
+from tests.conftest import invoke
+
+
+def test_doctor_reports_every_concern(docker_engine: None) -> None:
+    result = invoke("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("docker engine", "disk space", "cores", "load", "cpu governor", "mmdebstrap",
+                 "source cache"):
+        assert name in result.stdout
+
+
+def test_doctor_fails_without_an_engine(tmp_path: Path) -> None:
+    result = invoke("doctor", env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert result.returncode == 1
+    assert "fail  docker engine" in result.stdout and "dockerd" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_disk_and_cache_checks_name_a_fix(tmp_path: Path) -> None:
+    full = doctor.check_disk(tmp_path, need_gib=10**9)
+    assert full.status == "fail" and "free at least" in full.fix
+    empty = doctor.check_source_cache(tmp_path)
+    assert empty.status == "warn" and "--source FILE" in empty.fix
+    (tmp_path / "Python-3.13.5.tar.xz").write_bytes(b"x")
+    assert doctor.check_source_cache(tmp_path).status == "ok"
