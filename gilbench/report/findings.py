@@ -78,6 +78,16 @@ def _cross_build_sentences(summary: Summary) -> list[str]:
     ]
 
 
+def _gil_sentences(table: pd.DataFrame) -> list[str]:
+    """A free-threaded build whose GIL came back (an extension module can re-enable it)."""
+    back = table[table["gil_disabled_build"].fillna(False) & table["gil_enabled"].fillna(False)]
+    return [
+        f"On {python}, a free-threaded build, the GIL was enabled at run time in "
+        f"{len(group)} cell group(s), so their timings are not free-threaded ones."
+        for python, group in back.groupby("python_label", observed=True, sort=True)
+    ]
+
+
 def _failure_sentence(table: pd.DataFrame) -> str:
     total = int(table["n_records"].sum())
     failed = {s: int(table[f"n_{s}"].sum()) for s in STATUSES if s != "ok"}
@@ -100,7 +110,7 @@ def _failure_sentence(table: pd.DataFrame) -> str:
 def key_findings(summary: Summary) -> list[str]:
     table = summary.frame
     findings = _speedup_sentences(table) + _best_sentences(summary)
-    findings += _cross_build_sentences(summary)
+    findings += _cross_build_sentences(summary) + _gil_sentences(table)
     findings.append(_failure_sentence(table))
     unstable = int(table["unstable"].sum())
     if unstable:

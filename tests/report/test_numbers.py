@@ -11,7 +11,7 @@ from gilbench.report import stats
 from gilbench.report.aggregate import summarize
 from gilbench.report.load import load_run
 
-from .helpers import manifest, record, write_run
+from .helpers import PYTHON, manifest, record, write_run
 
 
 @pytest.fixture
@@ -94,3 +94,18 @@ def test_frame_types(small: pd.DataFrame) -> None:
     assert small.loc["threads", "workload_params"] == "n=24,tasks=8"
     assert small.loc["threads", "model_config"] == "-"
     assert small.loc["subinterpreters", "model_config"] == "gil=own"
+
+
+def test_free_threaded_build_with_the_gil_back_is_a_finding(tmp_path: Path) -> None:
+    from gilbench.report.findings import key_findings
+
+    run_manifest = manifest()
+    info = run_manifest["pythons"][PYTHON]
+    info.update(label="3.13.0t", gil_disabled=True)
+    records = [record("sequential", 1, i, 1.0, gil_enabled=True) for i in range(3)]
+    findings = key_findings(summarize(load_run(write_run(tmp_path / "r", run_manifest, records))))
+    assert any("On 3.13.0t, a free-threaded build, the GIL was enabled" in f for f in findings)
+    # no GIL build of 3.13.0 in the run: no cross-build reference, and the report says so
+    assert summarize(load_run(tmp_path / "r")).notes == [
+        "No GIL build of 3.13.0 is in this run, so 3.13.0t has no cross-build throughput reference."
+    ]
