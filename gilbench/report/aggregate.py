@@ -76,6 +76,7 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
     messages = sorted({m for m in group.loc[group["status"] != "ok", "message"] if m})
     row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
     row.update(
+        config_label=group["config_label"].iloc[0],
         model_label=group["model_label"].iloc[0],
         workload_label=group["workload_label"].iloc[0],
         gil_disabled_build=group["gil_disabled_build"].iloc[0],

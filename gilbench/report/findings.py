@@ -10,6 +10,10 @@ from gilbench.report.aggregate import SEQUENTIAL, Summary
 from gilbench.report.schema import STATUSES
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def times(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}x"
 
@@ -28,12 +32,15 @@ def _speedup_sentences(table: pd.DataFrame) -> list[str]:
         workers = int(group["workers"].max())
         at_max = group[group["workers"] == workers].sort_values("speedup", ascending=False)
         best, rest = at_max.iloc[0], at_max.iloc[1:]
+        low, high = best["speedup_ci_low"], best["speedup_ci_high"]
         verb = "faster" if best["speedup"] >= 1 else "slower"
-        factor = best["speedup"] if verb == "faster" else 1 / best["speedup"]
-        interval = _ci(best["speedup_ci_low"], best["speedup_ci_high"])
+        factor = best["speedup"]
+        if verb == "slower":  # say "1.07x slower", with the interval in the same terms
+            factor, low, high = 1 / factor, 1 / high, 1 / low
+        interval = _ci(low, high) + (" [unstable]" if best["unstable"] else "")
         sentence = (
-            f"On {workload} with {python} at {workers} workers, {best['model_label']} ran "
-            f"{factor:.2f}x {verb} than sequential{interval}"
+            f"On {workload} with {python} at {plural(workers, 'worker')}, "
+            f"{best['model_label']} ran {factor:.2f}x {verb} than sequential{interval}"
         )
         if len(rest):
             others = "; ".join(
@@ -57,8 +64,8 @@ def _best_sentences(summary: Summary) -> list[str]:
         best = ranked.iloc[0]
         sentences.append(
             f"Best on {workload}: {best['model_label']} on {best['python_label']} at "
-            f"{int(best['workers'])} workers, {times(best['rel_throughput'])} the throughput of "
-            f"sequential on {best['baseline_python']}."
+            f"{plural(int(best['workers']), 'worker')}, {times(best['rel_throughput'])} the "
+            f"throughput of sequential on {best['baseline_python']}."
         )
     return sentences
 
@@ -124,6 +131,6 @@ def key_findings(summary: Summary) -> list[str]:
 def unstable_warnings(table: pd.DataFrame) -> list[str]:
     return [
         f"Unstable: {r['workload_label']} / {r['python_label']} / {r['model_label']} at "
-        f"{int(r['workers'])} workers: {r['unstable_reason']}."
+        f"{plural(int(r['workers']), 'worker')}: {r['unstable_reason']}."
         for _, r in table[table["unstable"]].iterrows()
     ]

@@ -25,6 +25,37 @@ def format_mapping(mapping: Any) -> str:
     return ",".join(f"{key}={_value(mapping[key])}" for key in sorted(mapping))
 
 
+_ABSENT = object()
+
+
+def short_configs(model_configs: list[tuple[str, Any]]) -> dict[tuple[str, str], str]:
+    """(model, full config string) -> the config reduced to what tells it apart.
+
+    The host expands configs with every default (seven sub-interpreter flags), which makes
+    labels unreadable. Keep, per model, the keys whose values differ between that model's
+    configs in the run, plus choice-valued keys (gil, start_method) that name the variant.
+    """
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for model, config in model_configs:
+        config = config if isinstance(config, dict) else {}
+        if config not in by_model.setdefault(model, []):
+            by_model[model].append(config)
+    short: dict[tuple[str, str], str] = {}
+    for model, configs in by_model.items():
+        keys = {key for config in configs for key in config}
+        varying = {
+            key for key in keys
+            if len({json.dumps(c.get(key, _ABSENT), default=str) for c in configs}) > 1
+        }  # fmt: skip
+        for config in configs:
+            kept = {
+                key: value for key, value in config.items()
+                if key in varying or not isinstance(value, bool | None)
+            }  # fmt: skip
+            short[(model, format_mapping(config))] = format_mapping(kept)
+    return short
+
+
 def model_label(model: str, config: str) -> str:
     """ "subinterpreters" + "gil=own" -> "subinterpreters(gil=own)"."""
     return model if config == EMPTY else f"{model}({config})"

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from gilbench.report.errors import ReportError
-from gilbench.report.labels import format_mapping, model_label, workload_label
+from gilbench.report.labels import format_mapping, model_label, short_configs, workload_label
 from gilbench.report.schema import (
     MANIFEST_SCHEMA_VERSION,
     RECORD_FIELDS,
@@ -31,7 +31,7 @@ RECORDS = "records.jsonl"
 FLOAT_COLUMNS = ("wall_s", "startup_s", "teardown_s", "total_s", "cpu_s")
 INT_COLUMNS = ("workers", "repetition", "peak_rss_kb", "tasks_done", "schema_version")
 CATEGORY_COLUMNS = (
-    "python", "python_label", "model", "model_config", "model_label", "workload",
+    "python", "python_label", "model", "model_config", "config_label", "model_label", "workload",
     "workload_params", "workload_label", "api",
 )  # fmt: skip
 STRING_COLUMNS = ("run_id", "cell_id", "message", "transport", "python_version")
@@ -158,10 +158,14 @@ def _check_record(record: Record, path: Path, number: int) -> Record:
 
 def _typed_frame(records: list[Record], pythons: dict[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=list(RECORD_FIELDS))
+    short = short_configs(list(zip(frame["model"], frame["model_config"], strict=True)))
     frame["model_config"] = [format_mapping(value) for value in frame["model_config"]]
     frame["workload_params"] = [format_mapping(value) for value in frame["workload_params"]]
+    frame["config_label"] = [
+        short[(m, c)] for m, c in zip(frame["model"], frame["model_config"], strict=True)
+    ]
     frame["model_label"] = [
-        model_label(m, c) for m, c in zip(frame["model"], frame["model_config"], strict=True)
+        model_label(m, c) for m, c in zip(frame["model"], frame["config_label"], strict=True)
     ]
     frame["workload_label"] = [
         workload_label(w, p)

@@ -188,7 +188,7 @@ def memory_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]
 def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
     """Status of each sub-interpreter config (rows) per python and workload (columns)."""
     rows = data[data["model"] == "subinterpreters"]
-    configs = sorted(rows["model_config"].astype(str).unique())
+    configs = sorted(rows["config_label"].astype(str).unique())
     if len(configs) < 2:
         raise NothingToPlot("The run sweeps no sub-interpreter config flags.")
     rows = rows.assign(
@@ -202,7 +202,7 @@ def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Pat
     ax = figure.subplots()
     for y, config in enumerate(configs):
         for x, column in enumerate(columns):
-            cell = rows[(rows["model_config"] == config) & (rows["column"] == column)]
+            cell = rows[(rows["config_label"] == config) & (rows["column"] == column)]
             # across worker counts, the worst status is the finding
             status = max(cell["status"].astype(str), key=statuses.index) if len(cell) else None
             colour = STATUS_COLOURS[status] if status else NOT_RUN

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gilbench.report import ReportError, load_run
-from gilbench.report.labels import format_mapping
+from gilbench.report.labels import format_mapping, short_configs
 from gilbench.report.schema import RECORD_SCHEMA_VERSION, UPGRADES, upgrade_record
 
 from .helpers import RUN_A, manifest, record, write_run
@@ -141,3 +141,17 @@ def test_error_messages_are_one_sentence(tmp_path: Path) -> None:
         load_run(tmp_path / "nope")
     message = str(caught.value)
     assert message.endswith(".") and "\n" not in message
+
+
+def test_expanded_configs_get_short_labels() -> None:
+    flags = {"allow_fork": False, "allow_threads": True, "use_main_obmalloc": False}
+    own, shared = {"gil": "own", **flags}, {"gil": "shared", **flags}
+    swept = {**own, "use_main_obmalloc": True}
+    short = short_configs([("subinterpreters", c) for c in (own, shared, swept)]
+                          + [("processes", {"start_method": "fork"}), ("threads", {})])  # fmt: skip
+    assert (
+        short[("subinterpreters", format_mapping(shared))] == "gil=shared,use_main_obmalloc=false"
+    )
+    assert short[("subinterpreters", format_mapping(swept))] == "gil=own,use_main_obmalloc=true"
+    assert short[("processes", "start_method=fork")] == "start_method=fork"  # names the variant
+    assert short[("threads", "-")] == "-"
