@@ -40,6 +40,8 @@ def _work(workload: str, params: dict[str, Any], count: int, conn: Connection) -
             return
         for _ in range(count):
             payload = conn.recv() if workloads.needs_payload(workload) else None
+            if payload == "X":  # the parent gave up after a failure elsewhere
+                return
             conn.send(("D", workloads.run_task(workload, params, payload)))
         if conn.recv() == "T":  # the parent asks for our own resource usage
             times = os.times()
@@ -134,10 +136,12 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         usage = _collect_usage(conns, error)
     finally:
         if usage is None:
-            # Something failed: closing our ends wakes every child wherever it waits
-            # (EOF), so the joins below cannot hang.
+            # Something failed: tell every child to leave wherever it waits, so the
+            # joins below cannot hang. (Closing our end is not enough: a forked child
+            # holds copies of the parent ends created before it.)
             for conn in conns:
-                conn.close()
+                with contextlib.suppress(OSError):
+                    conn.send("X")
         for conn, proc in procs.items():
             proc.join()
             conn.close()
