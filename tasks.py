@@ -20,11 +20,9 @@ from gilbench.paths import REPO, default_cache_dir
 @contextmanager
 def user_errors() -> Iterator[None]:
     """GilbenchError -> one sentence on stderr and exit status 1, never a traceback."""
-    from gilbench.report import ReportError
-
     try:
         yield
-    except (GilbenchError, ReportError) as exc:
+    except GilbenchError as exc:  # ReportError included
         raise Exit(f"error: {exc}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted: records written so far are kept.", code=130) from None
@@ -245,7 +243,7 @@ def compare(c: Context, run_a: str, run_b: str) -> None:
     conf = settings(c)
     with user_errors():
         a, b = _run_dir(conf, run_a), _run_dir(conf, run_b)
-        result = compare_runs(a, b, b)
+        result = compare_runs(a, b)
     render_compare(result)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gilbench.errors import GilbenchError
 
-class ReportError(ValueError):
+
+class ReportError(GilbenchError, ValueError):
     """A run or comparison cannot be reported; the message is one sentence saying what to do."""
 
 

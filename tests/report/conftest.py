@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-# `pytest` (unlike `python -m pytest`) does not put the repository root on sys.path, and
-# gilbench is not installed into .venv; without this, `import gilbench` fails here.
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from .helpers import RUN_A, RUN_B  # noqa: E402
+from .helpers import RUN_A, RUN_B
 
 
 @pytest.fixture
