@@ -20,12 +20,19 @@ from gilbench.paths import REPO, default_cache_dir
 @contextmanager
 def user_errors() -> Iterator[None]:
     """GilbenchError -> one sentence on stderr and exit status 1, never a traceback."""
+    import docker.errors
+    import requests
+
     try:
         yield
     except GilbenchError as exc:  # ReportError included
         raise Exit(f"error: {exc}", code=1) from None
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise Exit(f"error: the Docker engine failed ({exc}); `invoke doctor` checks it.",
+                   code=1) from None
     except KeyboardInterrupt:
-        raise Exit("interrupted: records written so far are kept.", code=130) from None
+        raise Exit("interrupted: what was finished is kept (runs: invoke experiment "
+                   "--resume RUN).", code=130) from None
 
 
 def settings(c: Context) -> dict[str, Any]:
@@ -171,12 +178,12 @@ def experiment(
     conf = settings(c)
     cores = sorted(os.sched_getaffinity(0))
     limits = run.Limits(cpuset or ",".join(map(str, cores)), memory or str(conf["memory"]))
-    command = "invoke experiment " + shlex.join(sys.argv[2:])
+    command = "invoke " + shlex.join(sys.argv[1:])
     with user_errors():
         if resume:
             run_dir = _run_dir(conf, resume)
             with RunProgress() as progress:
-                run.resume(run_dir, limits, progress)
+                run.resume(run_dir, limits if (cpuset or memory) else None, progress)
         else:
             if model or workload:
                 if not (model and workload):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -105,7 +107,18 @@ def run_cell(cell: dict[str, Any]) -> None:
             emit(make_record(cell, rep, "ok", measurements=measured, **tags))
 
 
+def _watch_parent() -> None:
+    # The driver killed outright (SIGKILL, OOM) cannot stop us: when our parent changes,
+    # take this cell's whole process group (its worker processes too) down with it.
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+
+
 def main() -> None:
+    threading.Thread(target=_watch_parent, daemon=True).start()
     run_cell(json.loads(sys.stdin.read()))
 
 

@@ -25,6 +25,9 @@ from experiments.records import emit, make_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The cell process running now: killed with the driver, whatever ends the driver.
+_current: subprocess.Popen[str] | None = None
+
 
 def _tags(cell: dict[str, Any]) -> dict[str, Any]:
     """api / transport for records the driver writes itself (best effort)."""
@@ -62,6 +65,8 @@ def run_cell(cell: dict[str, Any]) -> None:
         text=True,
         start_new_session=True,  # its own process group, so a kill reaches its workers
     )
+    global _current
+    _current = proc
     assert proc.stdin and proc.stdout and proc.stderr
     stderr_tail: list[str] = []
 
@@ -90,17 +95,19 @@ def run_cell(cell: dict[str, Any]) -> None:
         timer.start()
     done: set[int] = set()
     for line in proc.stdout:
-        try:
+        record: Any = None
+        with contextlib.suppress(json.JSONDecodeError):
             record = json.loads(line)
-        except json.JSONDecodeError:
-            sys.stderr.write(f"driver: dropped a non-JSON line from the cell: {line!r}\n")
+        if not isinstance(record, dict):  # e.g. a print() from a worker sharing stdout
+            sys.stderr.write(f"driver: dropped a line that is not a record: {line!r}\n")
             continue
-        done.add(record.get("repetition"))
+        done.add(int(record.get("repetition", -1)))
         emit(record)
     returncode = proc.wait()
     if timer:
         timer.cancel()
     _kill_group(proc)  # leftover workers of a child that exited, if any
+    _current = None
     err_thread.join(5)
     missing = [rep for rep in wanted if rep not in done]
     if not missing:
@@ -120,6 +127,22 @@ def run_cell(cell: dict[str, Any]) -> None:
         emit(make_record(cell, rep, status, message, **tags))
 
 
+def _stop(*_: object) -> None:
+    """SIGTERM, or the orchestrator gone: take the running cell down with the driver."""
+    if _current is not None:
+        _kill_group(_current)
+    os._exit(143)
+
+
+def _watch_parent() -> None:
+    # A killed orchestrator cannot signal us; a changed parent pid says it is gone.
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            _stop()
+
+
 def main(argv: list[str]) -> int:
     if argv == ["--probe"]:
         print(json.dumps(probe()), flush=True)
@@ -127,12 +150,17 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         sys.stderr.write("usage: python -E -s -m experiments.driver CELLS_FILE | --probe\n")
         return 2
+    signal.signal(signal.SIGTERM, _stop)
+    threading.Thread(target=_watch_parent, daemon=True).start()
     for line in Path(argv[0]).read_text().splitlines():
         if not line.strip():
             continue
         cell = json.loads(line)
         started = time.perf_counter()
-        run_cell(cell)
+        try:
+            run_cell(cell)
+        except BrokenPipeError:  # nobody reads the records any more
+            _stop()
         sys.stderr.write(
             f"driver: cell {cell.get('cell_id')} took {time.perf_counter() - started:.1f} s\n"
         )

@@ -202,23 +202,30 @@ class DockerBuilder(Builder):
             image = self.client.images.get(f"{IMAGE_REPO}:{spec.name}")
         except docker.errors.ImageNotFound:
             return None
-        record: dict[str, Any] = json.loads(image.labels[LABEL])
-        return record
+        return _parse_record(image.labels.get(LABEL, ""))
 
     def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
         str, Any
     ]:
         assert self._base is not None, "prepare() first"
         started = time.monotonic()
-        staging = f"{STAGING_REPO}:{spec.name}"
+        # A unique staging tag: two builds of one spec must not remove each other's image.
+        staging = f"{STAGING_REPO}:{spec.name}-{os.getpid()}"
         final = f"{IMAGE_REPO}:{spec.name}"
         try:
             self._docker_build(spec, source, staging, clock, log_path)
             clock.start("smoke-check")
-            output = self.client.containers.run(
-                staging, ["python3", "-c", smoke.SCRIPT], remove=True, network_disabled=True
-            )
-            info = smoke.parse(output.decode())
+            try:
+                output = self.client.containers.run(
+                    staging, ["python3", "-c", smoke.SCRIPT], remove=True,
+                    network_disabled=True,
+                )
+                info = smoke.parse(output.decode())
+            except (docker.errors.ContainerError, ValueError) as exc:
+                raise GilbenchError(
+                    f"The built CPython {spec.version} failed its smoke check ({exc}); it was "
+                    f"discarded (build log: {log_path})."
+                ) from exc
             _require_smoke(info, spec, log_path)
             clock.stop()
             record = self.record(
@@ -228,11 +235,17 @@ class DockerBuilder(Builder):
             )
             # The final tag is a one-line image on top of the smoke-checked one, carrying
             # the provenance as labels: it only exists once everything passed.
-            for _ in self.client.api.build(
-                fileobj=io.BytesIO(f"FROM {staging}\n".encode()), tag=final, rm=True,
-                labels=_labels(record), decode=True,
-            ):
-                pass
+            errors = [
+                chunk["error"] for chunk in self.client.api.build(
+                    fileobj=io.BytesIO(f"FROM {staging}\n".encode()), tag=final, rm=True,
+                    labels=_labels(record), decode=True,
+                ) if "error" in chunk
+            ]
+            if errors or self.find(spec) is None:
+                raise GilbenchError(
+                    f"Tagging the finished image {final} failed ({'; '.join(errors)}); "
+                    "nothing was kept, run the build again."
+                )
         finally:
             self._remove(staging)
         return record
@@ -298,8 +311,7 @@ class NativeBuilder(Builder):
         marker = self.prefix(spec) / "gilbench-build.json"
         if not marker.exists():
             return None
-        record: dict[str, Any] = json.loads(marker.read_text())
-        return record
+        return _parse_record(marker.read_text())
 
     def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
         str, Any
@@ -380,20 +392,29 @@ def _labels(record: dict[str, Any]) -> dict[str, str]:
     return {**flat, LABEL: json.dumps(record, sort_keys=True)}
 
 
+def _parse_record(text: str) -> dict[str, Any] | None:
+    """A build record, or None when it is unreadable (such a build is ignored)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    needed = ("version", "variant", "built_at", "backend", "executable")
+    if not isinstance(record, dict) or any(key not in record for key in needed):
+        return None
+    return record
+
+
 def list_docker_builds(client: docker.DockerClient) -> list[dict[str, Any]]:
     """Every finished build image, newest first."""
-    records = [
-        json.loads(image.labels[LABEL])
-        for image in client.images.list(name=IMAGE_REPO)
-        if LABEL in image.labels
-    ]
-    return sorted(records, key=lambda r: r["built_at"], reverse=True)
+    found = (_parse_record(image.labels.get(LABEL, ""))
+             for image in client.images.list(name=IMAGE_REPO))
+    return sorted((r for r in found if r), key=lambda r: r["built_at"], reverse=True)
 
 
 def list_native_builds(cache_dir: Path) -> list[dict[str, Any]]:
     markers = (cache_dir / "native").glob("*/gilbench-build.json")
-    records = [json.loads(p.read_text()) for p in markers]
-    return sorted(records, key=lambda r: r["built_at"], reverse=True)
+    found = (_parse_record(p.read_text()) for p in markers)
+    return sorted((r for r in found if r), key=lambda r: r["built_at"], reverse=True)
 
 
 BUILDERS: dict[str, type[Builder]] = {"docker": DockerBuilder, "native": NativeBuilder}

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gilbench import engine, hostinfo
 
@@ -19,25 +20,32 @@ class Check:
     fix: str = ""
 
 
-def check_docker() -> Check:
+def docker_info() -> dict[str, Any] | None:
     try:
-        client = engine.connect(timeout=5)
-    except Exception as exc:
-        return Check("docker engine", "fail", str(exc),
+        info: dict[str, Any] = engine.connect(timeout=5).info()
+    except Exception:
+        return None
+    return info
+
+
+def check_docker(info: dict[str, Any] | None) -> Check:
+    if info is None:
+        return Check("docker engine", "fail", "no Docker engine answers",
                      "start it as root (`dockerd &`) or use --backend native")
-    info = client.info()
     return Check("docker engine", "ok",
                  f"server {info.get('ServerVersion')}, storage {info.get('Driver')}, "
                  f"root {info.get('DockerRootDir')}")
 
 
-def check_disk(cache_dir: Path, need_gib: float = 5.0) -> Check:
-    probe = cache_dir if cache_dir.exists() else Path.home()
+def check_disk(where: Path, need_gib: float = 5.0, name: str = "disk space") -> Check:
+    probe = where
+    while not probe.exists():
+        probe = probe.parent
     free = shutil.disk_usage(probe).free / 2**30
     if free < need_gib:
-        return Check("disk space", "fail", f"{free:.1f} GiB free at {probe}",
+        return Check(name, "fail", f"{free:.1f} GiB free at {where}",
                      f"free at least {need_gib:.0f} GiB: one build needs about 2 GiB")
-    return Check("disk space", "ok", f"{free:.1f} GiB free at {probe}")
+    return Check(name, "ok", f"{free:.1f} GiB free at {where}")
 
 
 def check_cores() -> Check:
@@ -83,8 +91,10 @@ def check_source_cache(source_cache: Path) -> Check:
 
 
 def run_all(cache_dir: Path, source_cache: Path) -> list[Check]:
-    checks: list[Callable[[], Check]] = [
-        check_docker, lambda: check_disk(cache_dir), check_cores, check_load,
-        check_governor, check_mmdebstrap, lambda: check_source_cache(source_cache),
-    ]
-    return [check() for check in checks]
+    info = docker_info()
+    checks = [check_docker(info), check_disk(cache_dir, name="disk (cache)")]
+    if info and info.get("DockerRootDir"):  # where the images go
+        checks.append(check_disk(Path(info["DockerRootDir"]), need_gib=10, name="disk (docker)"))
+    more: list[Callable[[], Check]] = [check_cores, check_load, check_governor,
+                                       check_mmdebstrap, lambda: check_source_cache(source_cache)]
+    return checks + [check() for check in more]

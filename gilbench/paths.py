@@ -11,8 +11,9 @@ EXPERIMENTS_DIR = REPO / "experiments"
 MATRICES_DIR = EXPERIMENTS_DIR / "matrices"
 LOCK_FILE = DOCKER_DIR / "versions.toml"
 
-# Files whose content determines an image: any change gives a new tag.
-RECIPE_FILES = ("Dockerfile", "build-cpython.sh", "build-deps.txt", "make-base.sh")
+# Files whose content determines an image: any change gives a new tag. (make-base.sh
+# determines the base image, whose id is part of the tag too.)
+RECIPE_FILES = ("Dockerfile", "build-cpython.sh", "build-deps.txt")
 
 
 def default_cache_dir() -> Path:

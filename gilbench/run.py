@@ -15,7 +15,7 @@ from gilbench import __version__, hostinfo, store
 from gilbench.errors import GilbenchError
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR
-from gilbench.runners import DockerRunner, NativeRunner, Runner
+from gilbench.runners import DockerRunner, NativeRunner, Runner, remove_orphans
 from gilbench.targets import Target, unique_labels
 
 # on_event(kind, payload): "start" (records expected), "python" (label), "record" (dict).
@@ -29,10 +29,10 @@ class Limits:
 
 
 def experiments_hash() -> str:
-    """Identity of the target code: a resumed run must use the same."""
+    """Identity of the target code (matrices aside): a resumed run must use the same."""
     digest = hashlib.sha256()
-    for path in sorted(EXPERIMENTS_DIR.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+    for path in sorted(EXPERIMENTS_DIR.rglob("*.py")):
+        if "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(EXPERIMENTS_DIR)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -42,7 +42,7 @@ def _runner(target: Target, run_dir: Path, limits: Limits) -> Runner:
     log = run_dir / "driver.log"
     if target.kind == "docker":
         return DockerRunner(target, log, limits.cpuset, limits.memory)
-    return NativeRunner(target, log)
+    return NativeRunner(target, log, limits.cpuset)
 
 
 def _python_entry(target: Target, label: str, probe: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +71,15 @@ def _labelled(target: Target, probe: dict[str, Any]) -> Target:
     return replace(target, label=f"{probe.get('python_version')}{free} native")
 
 
+def _check_same_python(target: Target, before: dict[str, Any], now: dict[str, Any]) -> None:
+    for key in ("python_version", "config_args", "gil_disabled_build"):
+        if before.get(key) != now.get(key):
+            raise GilbenchError(
+                f"{target.executable} changed since the run started ({key} was "
+                f"{before.get(key)!r}, is {now.get(key)!r}); start a new run instead."
+            )
+
+
 def _check_probe(target: Target, probe: dict[str, Any]) -> None:
     version = str(probe.get("python_version", "0"))
     if tuple(int(p) for p in version.split(".")[:2]) < (3, 12):
@@ -85,6 +94,7 @@ def start(
     on_event: RunEvents,
 ) -> Path:
     """A new run folder with its manifest; then every cell of the matrix."""
+    targets = list({t.id: t for t in targets}.values())  # `--python 3.13 --python 3.13.12`
     labels = unique_labels(targets)
     cells = expand(matrix, labels)
     run_id = store.new_run_id()
@@ -123,9 +133,19 @@ def pending_cells(manifest: dict[str, Any], records: list[dict[str, Any]]) -> li
     return pending
 
 
-def resume(run_dir: Path, limits: Limits, on_event: RunEvents) -> Path:
-    """Finish an interrupted run: only repetitions without a record run again."""
+def resume(run_dir: Path, limits: Limits | None, on_event: RunEvents) -> Path:
+    """Finish an interrupted run: only repetitions without a record run again, under the
+    same limits, on the same interpreters."""
     manifest = store.read_manifest(run_dir)
+    for key in ("experiments_hash", "cells", "pythons", "limits"):
+        if key not in manifest:
+            raise GilbenchError(f"{run_dir}/manifest.json lacks '{key}'; it cannot be resumed.")
+    stored = Limits(**manifest["limits"])
+    if limits is not None and limits != stored:
+        raise GilbenchError(
+            f"Run {manifest['run_id']} ran with cpuset {stored.cpuset!r} and memory "
+            f"{stored.memory!r}; resume it without --cpuset/--memory so the rest matches."
+        )
     if manifest["experiments_hash"] != experiments_hash():
         raise GilbenchError(
             f"experiments/ changed since run {manifest['run_id']} started, so its records "
@@ -137,9 +157,9 @@ def resume(run_dir: Path, limits: Limits, on_event: RunEvents) -> Path:
                entry.get("build"))
         for pid, entry in manifest["pythons"].items()
     ]
-    manifest["resumed_at"].append(store.now())
+    manifest.setdefault("resumed_at", []).append(store.now())
     manifest["finished_at"] = None
-    _execute(run_dir, manifest, targets, pending, limits, on_event, create=False)
+    _execute(run_dir, manifest, targets, pending, stored, on_event, create=False)
     return run_dir
 
 
@@ -147,6 +167,7 @@ def _execute(
     run_dir: Path, manifest: dict[str, Any], targets: list[Target],
     cells: list[dict[str, Any]], limits: Limits, on_event: RunEvents, create: bool,
 ) -> None:
+    remove_orphans()
     with ExitStack() as stack:
         runners: dict[str, Runner] = {}
         if create:
@@ -157,6 +178,8 @@ def _execute(
                 runner = stack.enter_context(_runner(target, run_dir, limits))
                 probe = runner.probe()
                 _check_probe(target, probe)
+                if not create:
+                    _check_same_python(target, manifest["pythons"][target.id]["probe"], probe)
                 runners[target.id] = runner
                 probed.append((target, probe))
                 manifest["backend"][target.id] = runner.describe()
@@ -182,27 +205,52 @@ def _execute(
     store.write_manifest(run_dir, manifest)
 
 
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None  # not a record: the driver writes diagnostics to driver.log
+    return record if isinstance(record, dict) else None
+
+
 def _stream(
     runner: Runner, cells: list[dict[str, Any]], writer: store.RecordWriter, run_dir: Path,
     on_event: RunEvents,
 ) -> None:
-    expected = {(c["cell_id"], r): c for c in cells for r in c["repetitions"]}
-    for line in runner.run_cells(cells):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # not a record: the driver writes diagnostics to driver.log
-        key = (record.get("cell_id"), record.get("repetition"))
-        if not isinstance(record, dict) or key not in expected:
-            continue
-        del expected[key]
-        writer.append(record)
-        on_event("record", record)
-    # The driver ended on its own with repetitions unreported: it died. Those are results.
-    for (_, repetition), cell in expected.items():
-        record = _driver_died(cell, repetition, run_dir)
-        writer.append(record)
-        on_event("record", record)
+    pending = cells
+    while pending:
+        expected = {(c["cell_id"], r) for c in pending for r in c["repetitions"]}
+        got = 0
+        for line in runner.run_cells(pending):
+            record = _parse(line)
+            key = (record or {}).get("cell_id"), (record or {}).get("repetition")
+            if record is None or key not in expected:
+                continue
+            expected.discard(key)
+            writer.append(record)
+            on_event("record", record)
+            got += 1
+        if not expected:
+            return
+        # The driver ended with repetitions unreported: it died (OOM kill, a signal).
+        if not runner.alive() or (got == 0 and pending is not cells):
+            raise GilbenchError(
+                f"The driver for {runner.target.label} stopped and cannot go on (see "
+                f"{run_dir}/driver.log); finished records are kept: run `invoke experiment "
+                f"--resume {run_dir.name}` once the cause is fixed."
+            )
+        # The first cell still missing records was in flight: that is its result. The
+        # rest run again in a fresh driver.
+        remaining = [
+            {**c, "repetitions": [r for r in c["repetitions"] if (c["cell_id"], r) in expected]}
+            for c in pending
+        ]
+        remaining = [c for c in remaining if c["repetitions"]]
+        in_flight, pending = remaining[0], remaining[1:]
+        for repetition in in_flight["repetitions"]:
+            record = _driver_died(in_flight, repetition, run_dir)
+            writer.append(record)
+            on_event("record", record)
 
 
 def _driver_died(cell: dict[str, Any], repetition: int, run_dir: Path) -> dict[str, Any]:
@@ -211,7 +259,7 @@ def _driver_died(cell: dict[str, Any], repetition: int, run_dir: Path) -> dict[s
     return {
         "schema_version": store.RECORD_SCHEMA_VERSION, **{k: cell[k] for k in keys},
         "repetition": repetition, "status": "crashed",
-        "message": f"the driver stopped before this repetition ran (see {run_dir}/driver.log)",
+        "message": f"the driver died while this cell ran (see {run_dir}/driver.log)",
         "wall_s": None, "startup_s": None, "teardown_s": None, "total_s": None, "cpu_s": None,
         "peak_rss_kb": None, "tasks_done": None, "gil_enabled": None, "api": "",
         "transport": None, "python_version": "", "timestamp": store.now(),

@@ -64,6 +64,10 @@ class Runner(ABC):
     def close(self) -> None:
         """Release what the runner holds (containers, processes)."""
 
+    def alive(self) -> bool:
+        """Whether a new driver can still be started here."""
+        return True
+
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """What the manifest should record about where the cells ran."""
@@ -75,9 +79,10 @@ class Runner(ABC):
     def probe(self) -> dict[str, Any]:
         lines = [line for line in self.driver_lines(["--probe"]) if line.startswith("{")]
         if not lines:
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
             raise GilbenchError(
-                f"{self.target.label} ({self.target.executable}) could not run the gilbench "
-                f"driver; see {self.log_path} (is it CPython 3.12 or newer?)."
+                f"{self.target.executable} could not run the gilbench driver "
+                f"({tail[0] if tail else 'no output'}); it must be CPython 3.12 or newer."
             )
         info: dict[str, Any] = json.loads(lines[-1])
         return info
@@ -87,16 +92,31 @@ class Runner(ABC):
         return self.driver_lines([], payload)
 
 
+def parse_cpuset(cpuset: str) -> set[int]:
+    """Docker's --cpuset-cpus syntax ("0-2,4") as a set of CPU numbers."""
+    cpus: set[int] = set()
+    for part in filter(None, cpuset.split(",")):
+        first, _, last = part.partition("-")
+        if not (first.isdigit() and (last.isdigit() or not last)):
+            raise GilbenchError(f"--cpuset {cpuset!r} is not a CPU list like 0-1 or 0,2.")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 class NativeRunner(Runner):
+    """The driver as a subprocess of this host, pinned to the CPU set (no memory limit)."""
+
     name = "native"
 
-    def __init__(self, target: Target, log_path: Path) -> None:
+    def __init__(self, target: Target, log_path: Path, cpuset: str = "") -> None:
         super().__init__(target, log_path)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cpus = parse_cpuset(cpuset) or os.sched_getaffinity(0)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "cpuset": sorted(os.sched_getaffinity(0)), "memory_bytes": None,
-                "network": "host", "user": os.environ.get("USER") or str(os.getuid())}
+        return {"name": self.name, "cpuset": ",".join(map(str, sorted(self.cpus))),
+                "memory_bytes": None, "network": "host",
+                "user": os.environ.get("USER") or str(os.getuid())}
 
     def driver_lines(self, args: list[str], cells: bytes | None = None) -> Iterator[str]:
         cells_file = self.log_path.parent / "cells-pending.jsonl"
@@ -105,10 +125,17 @@ class NativeRunner(Runner):
             args = [*args, str(cells_file)]
         with self.log_path.open("ab") as log:
             # Own session: an interrupt kills the driver and every cell process below it.
-            self.proc = subprocess.Popen(
-                [self.target.executable, *DRIVER, *args], cwd=REPO, stdout=subprocess.PIPE,
-                stderr=log, start_new_session=True,
-            )
+            try:
+                self.proc = subprocess.Popen(
+                    [self.target.executable, *DRIVER, *args], cwd=REPO,
+                    stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                    preexec_fn=lambda: os.sched_setaffinity(0, self.cpus),
+                )
+            except OSError as exc:
+                raise GilbenchError(
+                    f"Cannot start {self.target.executable} ({exc.strerror}); give an existing "
+                    "interpreter with --python."
+                ) from exc
             assert self.proc.stdout is not None
             try:
                 yield from _lines(iter(lambda: self.proc.stdout.readline(), b""))  # type: ignore[union-attr]
@@ -117,9 +144,14 @@ class NativeRunner(Runner):
                 self.close()
 
     def close(self) -> None:
+        # SIGTERM first: the driver then kills the cell process group it started.
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
         self.proc = None
 
 
@@ -156,16 +188,17 @@ class DockerRunner(Runner):
             self.container = self.client.containers.run(
                 target.image, ["sleep", "infinity"], detach=True, network_mode="none",
                 user="gilbench", cpuset_cpus=cpuset, mem_limit=memory, working_dir=CONTAINER_LAB,
-                labels={OWNER_LABEL: f"{os.uname().nodename}:{os.getpid()}"},
+                labels={OWNER_LABEL: _owner(os.getpid())},
             )
         except docker.errors.ImageNotFound as exc:
             raise GilbenchError(
                 f"The image {target.image} is gone; rebuild it with `invoke build`."
             ) from exc
-        except docker.errors.APIError as exc:
+        except docker.errors.DockerException as exc:
+            reason = getattr(exc, "explanation", None) or exc
             raise GilbenchError(
                 f"Docker refused to start {target.image} with cpuset {cpuset!r} and memory "
-                f"{memory!r}: {exc.explanation or exc}."
+                f"{memory!r}: {reason}."
             ) from exc
         self.container.exec_run(["mkdir", "-p", CONTAINER_LAB], user="gilbench")
         self.container.put_archive(CONTAINER_LAB, _tar(experiments_files()))
@@ -197,15 +230,40 @@ class DockerRunner(Runner):
                         yield out
             yield from _lines(stdout_chunks())
 
+    def alive(self) -> bool:
+        try:
+            self.container.reload()
+        except docker.errors.DockerException:
+            return False
+        return bool(self.container.status == "running")
+
     def close(self) -> None:
         with contextlib.suppress(docker.errors.DockerException):
             self.container.remove(force=True)
 
 
+def _owner(pid: int) -> str:
+    """host:pid:start-time, so a reused pid is not mistaken for the owner."""
+    try:
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "?"
+    return f"{os.uname().nodename}:{pid}:{start}"
+
+
 def _remove_orphans(client: docker.DockerClient) -> None:
-    """Containers left by an orchestrator that was killed: their owner pid is gone."""
+    """Containers left by an orchestrator that was killed: their owner is gone."""
     host = os.uname().nodename
     for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-        owner_host, _, pid = container.labels[OWNER_LABEL].partition(":")
-        if owner_host == host and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        owner = container.labels[OWNER_LABEL]
+        owner_host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if owner_host == host and pid.isdigit() and _owner(int(pid)) != owner:
             container.remove(force=True)
+
+
+def remove_orphans() -> None:
+    """Best effort, before any run: a killed run's container would still be running cells."""
+    with contextlib.suppress(Exception):
+        client = engine.connect(timeout=5)
+        _remove_orphans(client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,14 @@ def resolve(spec: str, backend: str, default_variant: str, cache_dir: Path) -> T
             f"No {backend} build of CPython {version} [{variant}] exists; run "
             f"`invoke build --python {version} --variant {variant}{flag}` first."
         )
-    newest = max(matching, key=lambda r: (version_key(r["version"]), r["built_at"]))
-    return _from_build(newest)
+    # Prefer the plain variant (no extra --configure-arg) built from the current recipe,
+    # then the newest version and build.
+    plain_args = list(VARIANTS[variant].configure_args)
+    current = build.recipe_hash()
+    best = max(matching, key=lambda r: (
+        r.get("configure_args_requested") == plain_args, r.get("recipe_hash") == current,
+        version_key(r["version"]), r["built_at"]))
+    return _from_build(best)
 
 
 def unique_labels(targets: list[Target]) -> dict[str, str]:
@@ -73,6 +80,6 @@ def unique_labels(targets: list[Target]) -> dict[str, str]:
     for target in targets:
         label = target.label
         if label in labels.values():
-            label = f"{label} ({target.id.rsplit('-', 1)[-1][:8]})"
+            label = f"{label} ({hashlib.sha256(target.id.encode()).hexdigest()[:6]})"
         labels[target.id] = label
     return labels

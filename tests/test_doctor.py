@@ -11,8 +11,8 @@ from tests.conftest import invoke
 def test_doctor_reports_every_concern(docker_engine: None) -> None:
     result = invoke("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("docker engine", "disk space", "cores", "load", "cpu governor", "mmdebstrap",
-                 "source cache"):
+    for name in ("docker engine", "disk (cache)", "disk (docker)", "cores", "load",
+                 "cpu governor", "mmdebstrap", "source cache"):
         assert name in result.stdout
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -178,6 +179,66 @@ def test_resume_refuses_changed_harness(tmp_path: Path) -> None:
     run_dir.mkdir(parents=True)
     (run_dir / "manifest.json").write_text(json.dumps({
         "schema_version": 1, "run_id": "old-run", "experiments_hash": "0" * 64, "cells": [],
-        "pythons": {}, "resumed_at": []}))
+        "pythons": {}, "resumed_at": [], "limits": {"cpuset": "0", "memory": "1g"}}))
     result = invoke("experiment", "--resume", str(run_dir))
     assert result.returncode == 1 and "experiments/ changed since run old-run" in result.stderr
+
+
+def test_resume_refuses_other_limits(tmp_path: Path) -> None:
+    from gilbench.run import experiments_hash
+
+    run_dir = tmp_path / "results" / "old-run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "schema_version": 1, "run_id": "old-run", "experiments_hash": experiments_hash(),
+        "cells": [], "pythons": {}, "resumed_at": [], "limits": {"cpuset": "0", "memory": "1g"}}))
+    result = invoke("experiment", "--resume", str(run_dir), "--memory", "2g")
+    assert result.returncode == 1
+    assert "ran with cpuset '0' and memory '1g'" in result.stderr
+
+
+def test_a_dying_driver_costs_only_the_cell_in_flight(python312: Path, tmp_path: Path) -> None:
+    """The driver itself is killed (as an OOM kill would) while a cell runs: that cell is
+    recorded as crashed, and the cells after it still run in a fresh driver."""
+    from gilbench import matrix as matrices
+    from gilbench import run, targets
+
+    (tmp_path / "m.toml").write_text(
+        "workers = [1]\nrepetitions = 2\nwarmups = 0\ntimeout_s = 30\n[models.threads]\n"
+        "[workloads.hang]\n[workloads.io]\nms = 10\ntasks = 2\n")
+    chosen = matrices.load(str(tmp_path / "m.toml"))
+    target = targets.resolve(str(python312), "native", "pgo", tmp_path)
+
+    def kill_the_driver() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = subprocess.run(["pgrep", "-f", "experiments.driver .*cells-pending"],
+                                   capture_output=True, text=True).stdout.split()
+            if found:
+                time.sleep(1.0)  # inside the hanging cell by now
+                os.kill(int(found[0]), signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_the_driver)
+    killer.start()
+    run_dir = run.start(chosen, [target], tmp_path / "results", run.Limits("", "1g"), "test",
+                        lambda kind, payload: None)
+    killer.join()
+    manifest, records = check_complete(run_dir)
+    hang, io = (c["cell_id"] for c in manifest["cells"])
+    assert {r["status"] for r in records if r["cell_id"] == hang} == {"crashed"}
+    assert all("the driver died while this cell ran" in r["message"]
+               for r in records if r["cell_id"] == hang)
+    assert {r["status"] for r in records if r["cell_id"] == io} == {"ok"}
+    # The hanging cell process did not outlive its killed driver.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _cells_running():
+        time.sleep(0.2)
+    assert not _cells_running()
+
+
+def _cells_running() -> bool:
+    """Any cell process still alive on this machine (tests run one at a time)."""
+    out = subprocess.run(["pgrep", "-f", "-m.experiments.cell"], capture_output=True, text=True)
+    return bool(out.stdout.split())

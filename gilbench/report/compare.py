@@ -98,10 +98,22 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[AxisDifference]:
     check("matrix", "matrix.text", matrix_a.get("text"), matrix_b.get("text"))
     check("experiments", "experiments_hash", a.get("experiments_hash"), b.get("experiments_hash"))
     check("tool", "tool_version", a.get("tool_version"), b.get("tool_version"))
-    backend_a, backend_b = a.get("backend") or {}, b.get("backend") or {}
+    check("backend", "limits", a.get("limits"), b.get("limits"))
+    backend_a, backend_b = _backends(a), _backends(b)
     for key in sorted(set(backend_a) | set(backend_b)):
-        check("backend", f"backend.{key}", backend_a.get(key), backend_b.get(key))
+        check("backend", f"backend {key}", backend_a.get(key), backend_b.get(key))
     return found
+
+
+def _backends(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Where each python ran, by label; container ids and image names always differ."""
+    pythons = manifest.get("pythons") or {}
+    labels = {pid: info.get("label") or pid for pid, info in pythons.items()}
+    return {
+        labels.get(pid, pid): {k: v for k, v in entry.items() if k not in ("container", "image")}
+        for pid, entry in (manifest.get("backend") or {}).items()
+        if isinstance(entry, dict)
+    }
 
 
 def _match_keys(run_a: RunData, run_b: RunData) -> tuple[list[str], str]:

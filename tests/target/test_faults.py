@@ -143,7 +143,7 @@ def test_sweep_of_every_subinterpreter_flag_keeps_the_driver_alive(
                                          itertools.product([False, True], repeat=6)):
         config = {"gil": gil, **dict(zip(SUB_FLAGS, values, strict=True))}
         cells.append(cell(f"sweep-{len(cells)}", "subinterpreters", "fib", model_config=config,
-                          workload_params=FIB, repetitions=[0], timeout_s=30))
+                          workload_params=FIB, repetitions=[0], timeout_s=15))
     cells.append(cell("after", "sequential", "fib", workload_params=FIB, workers=1,
                       repetitions=[0]))
     records = by_cell(run_driver(target_python, cells, tmp_path)[0])
@@ -159,7 +159,8 @@ def test_sweep_of_every_subinterpreter_flag_keeps_the_driver_alive(
             assert record["status"] == "invalid"
             assert "single-phase init" in record["message"]
         elif config["use_main_obmalloc"] and config["gil"] == "own":
-            # Accepted, then both GILs race on one allocator: any outcome, never the driver.
-            assert record["status"] in ("ok", "crashed", "invalid")
+            # Accepted, then both GILs race on one allocator: any outcome (a deadlock
+            # included), but never the driver.
+            assert record["status"] in ("ok", "crashed", "invalid", "timeout")
         else:
             assert record["status"] == "ok", (config, record["message"])
