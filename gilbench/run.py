@@ -182,7 +182,8 @@ def _execute(
                     _check_same_python(target, manifest["pythons"][target.id]["probe"], probe)
                 runners[target.id] = runner
                 probed.append((target, probe))
-                manifest["backend"][target.id] = runner.describe()
+                # A resume keeps the first description: same limits, a new container id.
+                manifest["backend"].setdefault(target.id, runner.describe())
             labels = unique_labels([_labelled(target, probe) for target, probe in probed])
             for target, probe in probed:
                 manifest["pythons"][target.id] = _python_entry(target, labels[target.id], probe)

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from experiments import catalog
 from gilbench.report.aggregate import SEQUENTIAL, Summary
 from gilbench.report.schema import STATUSES
 
@@ -22,10 +23,36 @@ def _ci(low: float, high: float) -> str:
     return "" if math.isnan(low) else f" (95% CI {low:.2f}-{high:.2f})"
 
 
+def _is_startup(workload: object) -> bool:
+    """Workloads whose point is the cost of workers, not the speed of tasks."""
+    return bool(catalog.WORKLOADS.get(str(workload), {}).get("kind") == "startup")
+
+
+def _startup_mask(table: pd.DataFrame) -> pd.Series:
+    return table["workload"].astype("string").map(_is_startup).astype(bool)
+
+
+def _startup_sentences(table: pd.DataFrame) -> list[str]:
+    """Per python: what creating the workers cost, cheapest first, at the most workers."""
+    sentences = []
+    rows = table[_startup_mask(table)]
+    rows = rows[(rows["model"] != SEQUENTIAL) & rows["startup_median_s"].notna()]
+    for python, group in rows.groupby("python_label", observed=True, sort=True):
+        workers = int(group["workers"].max())
+        at_max = group[group["workers"] == workers].sort_values("startup_median_s")
+        costs = "; ".join(
+            f"{r['model_label']} {r['startup_median_s'] * 1000:.1f} ms"
+            for _, r in at_max.iterrows()
+        )
+        sentences.append(f"Starting {plural(workers, 'worker')} on {python}: {costs}.")
+    return sentences
+
+
 def _speedup_sentences(table: pd.DataFrame) -> list[str]:
     """Per workload and python: each model's speedup at the largest worker count run."""
     sentences = []
     measured = table[(table["model"] != SEQUENTIAL) & table["speedup"].notna()]
+    measured = measured[~_startup_mask(measured)]
     for (workload, python), group in measured.groupby(
         ["workload_label", "python_label"], observed=True, sort=True
     ):
@@ -40,7 +67,8 @@ def _speedup_sentences(table: pd.DataFrame) -> list[str]:
         interval = _ci(low, high) + (" [unstable]" if best["unstable"] else "")
         sentence = (
             f"On {workload} with {python} at {plural(workers, 'worker')}, "
-            f"{best['model_label']} ran {factor:.2f}x {verb} than sequential{interval}"
+            f"{best['model_label']} ran {factor:.2f}x {verb} than sequential{interval}, "
+            f"{times(best['speedup_end_to_end'])} end to end with worker start-up"
         )
         if len(rest):
             others = "; ".join(
@@ -56,6 +84,8 @@ def _best_sentences(summary: Summary) -> list[str]:
     sentences = []
     table = summary.frame
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
+        if _is_startup(group["workload"].iloc[0]):
+            continue
         ranked = group[group["rel_throughput"].notna()].sort_values(
             "rel_throughput", ascending=False
         )
@@ -78,6 +108,7 @@ def _cross_build_sentences(summary: Summary) -> list[str]:
         & table["rel_throughput"].notna()
         & (table["python_label"].astype("string") != table["baseline_python"].astype("string"))
     ]
+    rows = rows[~_startup_mask(rows)]
     return [
         f"Sequential {r['workload_label']} on {r['python_label']} ran at "
         f"{times(r['rel_throughput'])} the throughput of sequential on {r['baseline_python']}."
@@ -116,7 +147,7 @@ def _failure_sentence(table: pd.DataFrame) -> str:
 
 def key_findings(summary: Summary) -> list[str]:
     table = summary.frame
-    findings = _speedup_sentences(table) + _best_sentences(summary)
+    findings = _speedup_sentences(table) + _best_sentences(summary) + _startup_sentences(table)
     findings += _cross_build_sentences(summary) + _gil_sentences(table)
     findings.append(_failure_sentence(table))
     unstable = int(table["unstable"].sum())
