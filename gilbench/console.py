@@ -129,10 +129,14 @@ def render_compare(result: Any) -> None:
         console.print("[green]no cell changed beyond noise[/green]")
     else:
         table = Table(title=f"{len(changes)} cell(s) changed beyond noise (B vs A)")
-        for column in changes.columns:
-            table.add_column(str(column))
+        for column in ("cell", "A median s", "B median s", "B/A", "95% CI", "p", "status"):
+            table.add_column(column)
         for _, row in changes.iterrows():
-            table.add_row(*(str(v) for v in row))
+            table.add_row(
+                str(row["cell"]), f"{row['median_a_s']:.4f}", f"{row['median_b_s']:.4f}",
+                f"{row['ratio']:.3f}", f"{row['ratio_ci_low']:.3f}-{row['ratio_ci_high']:.3f}",
+                f"{row['p_value']:.3g}", f"{row['status_a']} -> {row['status_b']}",
+            )
         console.print(table)
     for path in result.paths:
         console.print(f"written: {path}")

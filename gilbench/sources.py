@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -65,7 +66,7 @@ def fetch(release: Release, cache_dir: Path, timeout: float = 30.0) -> Source:
         if actual != release.sha256:
             raise _mismatch(f"The download from {release.url}", release, actual)
         tmp.replace(cached)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise GilbenchError(
             f"Cannot download CPython {release.version} from {release.url} ({exc}); "
             f"put Python-{release.version}.tar.xz into the source cache {cache_dir}, "

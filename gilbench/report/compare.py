@@ -100,8 +100,11 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[AxisDifference]:
     check("tool", "tool_version", a.get("tool_version"), b.get("tool_version"))
     check("backend", "limits", a.get("limits"), b.get("limits"))
     backend_a, backend_b = _backends(a), _backends(b)
+    if len(backend_a) == len(backend_b) == 1:  # one python each: compare those two
+        backend_a = {"": next(iter(backend_a.values()))}
+        backend_b = {"": next(iter(backend_b.values()))}
     for key in sorted(set(backend_a) | set(backend_b)):
-        check("backend", f"backend {key}", backend_a.get(key), backend_b.get(key))
+        check("backend", f"backend {key}".strip(), backend_a.get(key), backend_b.get(key))
     return found
 
 
