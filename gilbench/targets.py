@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gilbench import build, engine
+from gilbench import buildspec, engine
 from gilbench.errors import GilbenchError
 from gilbench.versions import VARIANTS, version_key
 
@@ -52,9 +52,9 @@ def resolve(spec: str, backend: str, default_variant: str, cache_dir: Path) -> T
                             f"choose one of: {', '.join(VARIANTS)}.")
     if backend == "docker":
         client = engine.connect(timeout=30)
-        records = build.list_docker_builds(client)
+        records = buildspec.list_docker_builds(client)
     elif backend == "native":
-        records = build.list_native_builds(cache_dir)
+        records = buildspec.list_native_builds(cache_dir)
     else:
         raise GilbenchError(f"Unknown backend {backend!r}; choose one of: docker, native.")
     matching = [r for r in records if _matches(r, version, variant)]
@@ -67,7 +67,7 @@ def resolve(spec: str, backend: str, default_variant: str, cache_dir: Path) -> T
     # Prefer the plain variant (no extra --configure-arg) built from the current recipe,
     # then the newest version and build.
     plain_args = list(VARIANTS[variant].configure_args)
-    current = build.recipe_hash()
+    current = buildspec.recipe_hash()
     best = max(matching, key=lambda r: (
         r.get("configure_args_requested") == plain_args, r.get("recipe_hash") == current,
         version_key(r["version"]), r["built_at"]))

@@ -14,7 +14,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from gilbench.build import IMAGE_REPO, STAGING_REPO, BuildOptions, BuildResult, run_build
+from gilbench.build import BuildOptions, run_build
+from gilbench.buildspec import IMAGE_REPO, STAGING_REPO, BuildResult
 from gilbench.errors import GilbenchError
 from tests.conftest import REPO, invoke
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from gilbench import smoke
-from gilbench.build import BuildSpec, PhaseClock, check_extra_args, recipe_hash
+from gilbench.buildspec import BuildSpec, PhaseClock, check_extra_args, recipe_hash
 from gilbench.errors import GilbenchError
 
 SPEC = BuildSpec("3.13.5", "a" * 64, "pgo", ("--enable-optimizations",), "r" * 64, "sha256:base")

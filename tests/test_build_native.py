@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from gilbench import targets
-from gilbench.build import BuildOptions, BuildResult, list_native_builds, run_build
+from gilbench.build import BuildOptions, run_build
+from gilbench.buildspec import BuildResult, list_native_builds
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,312 @@
+"""The two places builds happen, behind one base class: the Docker engine (an image per
+build) and this host (a prefix per build). Both run docker/build-cpython.sh."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from gilbench import baseimage, engine, smoke
+from gilbench.buildspec import (
+    BUILD_SCHEMA_VERSION,
+    IMAGE_REPO,
+    LABEL,
+    STAGING_REPO,
+    BuildSpec,
+    PhaseClock,
+    parse_record,
+)
+from gilbench.errors import BackendUnavailable, GilbenchError
+from gilbench.paths import DOCKER_DIR, RECIPE_FILES
+from gilbench.sources import Source
+
+
+class Builder(ABC):
+    """A place builds happen: the Docker engine or this host."""
+
+    name: str
+
+    def __init__(self, cache_dir: Path, jobs: int | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.jobs = jobs or os.cpu_count() or 2
+
+    @abstractmethod
+    def is_available(self) -> bool: ...
+
+    @abstractmethod
+    def prepare(self, clock: PhaseClock, log_path: Path) -> str:
+        """Ready the build environment; returns its identity for the BuildSpec."""
+
+    @abstractmethod
+    def find(self, spec: BuildSpec) -> dict[str, Any] | None:
+        """The build record of a finished build of this spec, if there is one."""
+
+    @abstractmethod
+    def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
+        str, Any
+    ]: ...
+
+    def record(
+        self, spec: BuildSpec, source: Source, info: dict[str, Any], clock: PhaseClock,
+        started: float, **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "schema_version": BUILD_SCHEMA_VERSION,
+            "backend": self.name,
+            "name": spec.name,
+            "version": spec.version,
+            "variant": spec.variant,
+            "sha256": spec.sha256,
+            "source_verified": source.verified,
+            "source_origin": source.origin,
+            "configure_args_requested": list(spec.configure_args),
+            "config_args": info["config_args"],
+            "cc": info["cc"],
+            "compiler": info["compiler"],
+            "gil_disabled": info["gil_disabled"],
+            "debug": info["debug"],
+            "recipe_hash": spec.recipe_hash,
+            "base": spec.base,
+            "build_seconds": round(time.monotonic() - started, 1),
+            "phases": clock.durations,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "smoke": info,
+            **extra,
+        }
+
+
+class DockerBuilder(Builder):
+    name = "docker"
+
+    def __init__(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> None:
+        super().__init__(cache_dir, jobs)
+        self.base_image = base_image
+        self._client: docker.DockerClient | None = None
+        self._base: baseimage.BaseImage | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = engine.connect()
+        return self._client
+
+    def is_available(self) -> bool:
+        return engine.engine_available()
+
+    def prepare(self, clock: PhaseClock, log_path: Path) -> str:
+        clock.start("base")
+        self._base = baseimage.ensure(
+            self.client, self.base_image, lambda text: clock.on_event("log", text), log_path
+        )
+        return self._base.image_id
+
+    def find(self, spec: BuildSpec) -> dict[str, Any] | None:
+        try:
+            image = self.client.images.get(f"{IMAGE_REPO}:{spec.name}")
+        except docker.errors.ImageNotFound:
+            return None
+        return parse_record(image.labels.get(LABEL, ""))
+
+    def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
+        str, Any
+    ]:
+        assert self._base is not None, "prepare() first"
+        started = time.monotonic()
+        # A unique staging tag: two builds of one spec must not remove each other's image.
+        staging = f"{STAGING_REPO}:{spec.name}-{os.getpid()}"
+        final = f"{IMAGE_REPO}:{spec.name}"
+        try:
+            self._docker_build(spec, source, staging, clock, log_path)
+            clock.start("smoke-check")
+            try:
+                output = self.client.containers.run(
+                    staging, ["python3", "-c", smoke.SCRIPT], remove=True,
+                    network_disabled=True,
+                )
+                info = smoke.parse(output.decode())
+            except (docker.errors.ContainerError, ValueError) as exc:
+                raise GilbenchError(
+                    f"The built CPython {spec.version} failed its smoke check ({exc}); it was "
+                    f"discarded (build log: {log_path})."
+                ) from exc
+            _require_smoke(info, spec, log_path)
+            clock.stop()
+            record = self.record(
+                spec, source, info, clock, started,
+                image=final, base_image=self._base.ref, base_origin=self._base.origin,
+                executable="/opt/cpython/bin/python3",
+            )
+            # The final tag is a one-line image on top of the smoke-checked one, carrying
+            # the provenance as labels: it only exists once everything passed.
+            errors = [
+                chunk["error"] for chunk in self.client.api.build(
+                    fileobj=io.BytesIO(f"FROM {staging}\n".encode()), tag=final, rm=True,
+                    labels=_labels(record), decode=True,
+                ) if "error" in chunk
+            ]
+            if errors or self.find(spec) is None:
+                raise GilbenchError(
+                    f"Tagging the finished image {final} failed ({'; '.join(errors)}); "
+                    "nothing was kept, run the build again."
+                )
+        finally:
+            self._remove(staging)
+        return record
+
+    def _docker_build(
+        self, spec: BuildSpec, source: Source, tag: str, clock: PhaseClock, log_path: Path
+    ) -> None:
+        with tempfile.TemporaryDirectory(prefix="gilbench-ctx-") as ctx, log_path.open("a") as log:
+            for name in RECIPE_FILES:
+                shutil.copy2(DOCKER_DIR / name, ctx)
+            shutil.copyfile(source.path, Path(ctx) / "Python.tar.xz")
+            clock.start("image-setup")
+            stream = self.client.api.build(
+                path=ctx, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+                buildargs={
+                    "BASE_IMAGE": self._base.ref if self._base else "",
+                    "PYTHON_VERSION": spec.version,
+                    "PYTHON_SHA256": spec.sha256,
+                    "CONFIGURE_ARGS": " ".join(spec.configure_args),
+                    "JOBS": str(self.jobs),
+                },
+            )
+            pending, error = "", ""
+            for chunk in stream:
+                if "error" in chunk:
+                    error = str(chunk["error"]).strip()
+                    log.write(f"ERROR: {error}\n")
+                text = chunk.get("stream", "")
+                log.write(text)
+                log.flush()
+                pending += text
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    clock.feed(line)
+        if error:
+            raise _failed(clock, error, log_path)
+
+    def _remove(self, tag: str) -> None:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            self.client.images.remove(tag, force=True)
+
+
+class NativeBuilder(Builder):
+    """Builds into a prefix under the cache, for hosts where Docker is not allowed."""
+
+    name = "native"
+
+    def is_available(self) -> bool:
+        return all(shutil.which(tool) for tool in ("gcc", "make", "bash", "tar"))
+
+    def prefix(self, spec: BuildSpec) -> Path:
+        return self.cache_dir / "native" / spec.name
+
+    def prepare(self, clock: PhaseClock, log_path: Path) -> str:
+        clock.start("base")
+        try:
+            gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise BackendUnavailable("The native backend needs gcc on PATH; install it.") from exc
+        return f"{platform.machine()} {gcc.stdout.splitlines()[0]}"
+
+    def find(self, spec: BuildSpec) -> dict[str, Any] | None:
+        marker = self.prefix(spec) / "gilbench-build.json"
+        if not marker.exists():
+            return None
+        return parse_record(marker.read_text())
+
+    def build(self, spec: BuildSpec, source: Source, clock: PhaseClock, log_path: Path) -> dict[
+        str, Any
+    ]:
+        started = time.monotonic()
+        prefix = self.prefix(spec)
+        shutil.rmtree(prefix, ignore_errors=True)  # an earlier, unfinished attempt
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._run_script(spec, source, prefix, clock, log_path)
+            clock.start("smoke-check")
+            python = prefix / "bin" / "python3"
+            out = subprocess.run(
+                [str(python), "-c", smoke.SCRIPT], capture_output=True, text=True, check=False
+            )
+            if out.returncode != 0:
+                raise GilbenchError(
+                    f"The built interpreter {python} failed its smoke check: "
+                    f"{out.stderr.strip()[-300:]}; the build log is {log_path}."
+                )
+            info = smoke.parse(out.stdout)
+            _require_smoke(info, spec, log_path)
+            clock.stop()
+            record = self.record(spec, source, info, clock, started, executable=str(python))
+            # Written last, atomically: its presence is what marks the prefix complete.
+            tmp = prefix / "gilbench-build.json.tmp"
+            tmp.write_text(json.dumps(record, indent=2))
+            tmp.replace(prefix / "gilbench-build.json")
+        except BaseException:
+            shutil.rmtree(prefix, ignore_errors=True)
+            raise
+        return record
+
+    def _run_script(
+        self, spec: BuildSpec, source: Source, prefix: Path, clock: PhaseClock, log_path: Path
+    ) -> None:
+        cmd = ["bash", str(DOCKER_DIR / "build-cpython.sh"), str(source.path), str(prefix),
+               *spec.configure_args]
+        env = {**os.environ, "JOBS": str(self.jobs)}
+        with log_path.open("a") as log, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            errors="replace",
+        ) as proc:
+            assert proc.stdout is not None
+            last = ""
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                clock.feed(line.rstrip("\n"))
+                last = line.strip() or last
+        if proc.returncode != 0:
+            raise _failed(clock, last, log_path)
+
+
+def _failed(clock: PhaseClock, error: str, log_path: Path) -> GilbenchError:
+    phase = clock.current or "setup"
+    return GilbenchError(
+        f"The CPython build failed during {phase} ({error[-200:]}); "
+        f"the full log is {log_path}."
+    )
+
+
+def _require_smoke(info: dict[str, Any], spec: BuildSpec, log_path: Path) -> None:
+    found = smoke.problems(info, spec.version, spec.configure_args)
+    if found:
+        raise GilbenchError(
+            f"The built CPython {spec.version} failed its smoke check: {'; '.join(found)}; "
+            f"it was discarded (build log: {log_path})."
+        )
+
+
+def _labels(record: dict[str, Any]) -> dict[str, str]:
+    flat = {
+        f"org.gilbench.{key}": str(record[key])
+        for key in ("version", "variant", "sha256", "config_args", "cc", "base_image",
+                    "recipe_hash", "build_seconds", "built_at")
+    }
+    return {**flat, LABEL: json.dumps(record, sort_keys=True)}
+
+
+BUILDERS: dict[str, type[Builder]] = {"docker": DockerBuilder, "native": NativeBuilder}
