@@ -40,11 +40,11 @@ def _startup_sentences(table: pd.DataFrame) -> list[str]:
     for python, group in rows.groupby("python_label", observed=True, sort=True):
         workers = int(group["workers"].max())
         at_max = group[group["workers"] == workers].sort_values("startup_median_s")
-        costs = "; ".join(
-            f"{r['model_label']} {r['startup_median_s'] * 1000:.1f} ms"
-            for _, r in at_max.iterrows()
-        )
-        sentences.append(f"Starting {plural(workers, 'worker')} on {python}: {costs}.")
+        costs = [f"{r['model_label']} {r['startup_median_s'] * 1000:.1f} ms"
+                 for _, r in at_max.iterrows()]
+        if len(costs) > 6:  # a flag sweep: the cheapest and the dearest say enough
+            costs = [*costs[:3], f"... ({len(costs) - 5} more) ...", *costs[-2:]]
+        sentences.append(f"Starting {plural(workers, 'worker')} on {python}: {'; '.join(costs)}.")
     return sentences
 
 

@@ -8,6 +8,7 @@ or global backend state is involved. A plot without data raises NothingToPlot.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,10 +59,13 @@ def _figure(panels: int, height: float = 4.0) -> tuple[Figure, list[Axes]]:
 def _save(figure: Figure, output_path: Path) -> list[Path]:
     output_path.parent.mkdir(parents=True, exist_ok=True)
     paths = [output_path.with_suffix(".png"), output_path.with_suffix(".svg")]
-    figure.savefig(paths[0], dpi=100)
-    # no date and a fixed id salt keep the SVG byte-stable between regenerations
-    with rc_context({"svg.hashsalt": "gilbench"}):
-        figure.savefig(paths[1], metadata={"Date": None})
+    with warnings.catch_warnings():
+        # constrained layout gives up on very tall figures; the tight bbox still fits all
+        warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
+        figure.savefig(paths[0], dpi=100, bbox_inches="tight")
+        # no date and a fixed id salt keep the SVG byte-stable between regenerations
+        with rc_context({"svg.hashsalt": "gilbench"}):
+            figure.savefig(paths[1], metadata={"Date": None}, bbox_inches="tight")
     return paths
 
 
@@ -185,19 +189,36 @@ def memory_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]
     return _save(figure, output_path)
 
 
+# Short names so 7 flags fit on one tick label.
+_FLAG_NAMES = {"use_main_obmalloc": "main_obmalloc", "check_multi_interp_extensions": "check_ext",
+               "allow_daemon_threads": "daemon", "allow_threads": "threads",
+               "allow_fork": "fork", "allow_exec": "exec"}
+
+
+def _short_config(label: str) -> str:
+    """'gil=own,use_main_obmalloc=false' -> 'gil=own main_obmalloc=F'."""
+    parts = []
+    for item in filter(None, label.split(",")):
+        key, _, value = item.partition("=")
+        value = {"true": "T", "false": "F"}.get(value, value)
+        parts.append(f"{_FLAG_NAMES.get(key, key)}={value}" if value else key)
+    return " ".join(parts) or label
+
+
 def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
     """Status of each sub-interpreter config (rows) per python and workload (columns)."""
     rows = data[data["model"] == "subinterpreters"]
     configs = sorted(rows["config_label"].astype(str).unique())
     if len(configs) < 2:
         raise NothingToPlot("The run sweeps no sub-interpreter config flags.")
+    names = [_short_config(c) for c in configs]
     rows = rows.assign(
         column=rows["python_label"].astype(str) + "\n" + rows["workload_label"].astype(str)
     )
     columns = sorted(rows["column"].unique())
     statuses = list(STATUS_COLOURS)
-    figure = Figure(figsize=(2.0 + 1.6 * len(columns) + 2.2, 1.2 + 0.45 * len(configs)),
-                    layout="constrained")  # fmt: skip
+    width = 2.0 + 0.075 * max(len(n) for n in names) + 1.6 * len(columns) + 2.2
+    figure = Figure(figsize=(width, 1.2 + 0.3 * len(configs)), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.subplots()
     for y, config in enumerate(configs):
@@ -221,7 +242,7 @@ def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Pat
     ax.set_xticks(np.arange(len(columns)) + 0.5)
     ax.set_xticklabels(columns, fontsize="small")
     ax.set_yticks(np.arange(len(configs)) + 0.5)
-    ax.set_yticklabels(configs, fontsize="small")
+    ax.set_yticklabels(names, fontsize="small", family="monospace")
     ax.set_ylabel("subinterpreters config")
     ax.tick_params(length=0)
     ax.set_title(title)
