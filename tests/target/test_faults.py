@@ -50,16 +50,18 @@ def test_own_gil_with_main_obmalloc_really_crashes_cpython(
 ) -> None:
     # CPython 3.12 and 3.13 accept this config, then two interpreters with their
     # own GILs corrupt the one shared allocator: a genuine interpreter crash.
+    # Three repetitions: the race is near-certain to crash within them (never seen to
+    # survive on 3.12.1 or 3.13.0), and a crash takes every later repetition with it.
     cells = [
         cell("sub-crash", "subinterpreters", "alloc", model_config={"use_main_obmalloc": True},
-             workload_params={"objects": 200_000, "tasks": 4}, repetitions=[0]),
+             workload_params={"objects": 200_000, "tasks": 4}, repetitions=[0, 1, 2]),
         cell("after", "sequential", "fib", workload_params=FIB, workers=1, repetitions=[0]),
     ]
     records = by_cell(run_driver(target_python, cells, tmp_path)[0])
-    (crashed,) = records["sub-crash"]
-    assert_well_formed(crashed)
-    assert crashed["status"] == "crashed", crashed["message"]
-    assert crashed["message"].startswith("killed by SIG")
+    crashed = [r for r in records["sub-crash"] if r["status"] == "crashed"]
+    assert crashed, [r["status"] for r in records["sub-crash"]]
+    assert_well_formed(crashed[0])
+    assert crashed[0]["message"].startswith("killed by SIG")
     assert records["after"][0]["status"] == "ok"
 
 
