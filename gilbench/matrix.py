@@ -16,6 +16,9 @@
     [[exclude]]                     # drop cells matching every key given
     model = "processes"
     workers = 4
+
+    order = "shuffled"              # default: cells run in a seeded random order, so a host
+                                    # that drifts does not bias one model; "matrix": as listed
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from experiments import catalog
 from gilbench.errors import GilbenchError
 from gilbench.paths import MATRICES_DIR
 
-TOP_KEYS = {"description", "workers", "repetitions", "warmups", "timeout_s", "pythons",
+ORDERS = ("shuffled", "matrix")
+TOP_KEYS = {"description", "workers", "repetitions", "warmups", "timeout_s", "pythons", "order",
             "models", "workloads", "exclude"}
 
 
@@ -50,6 +54,7 @@ class Matrix:
     timeout_s: float
     pythons: list[str] = field(default_factory=list)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
+    order: str = "shuffled"
 
 
 def available() -> list[str]:
@@ -110,6 +115,9 @@ def parse(data: dict[str, Any], name: str, path: Path | None = None, text: str =
     timeout = data.get("timeout_s", 120)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
         raise GilbenchError(f"{where}: 'timeout_s' must be a positive number, got {timeout!r}.")
+    order = data.get("order", "shuffled")
+    if order not in ORDERS:
+        raise GilbenchError(f"{where}: 'order' must be one of {', '.join(ORDERS)}, got {order!r}.")
     pythons = _as_list(data.get("pythons", []))
     if not all(isinstance(p, str) for p in pythons):
         raise GilbenchError(f"{where}: 'pythons' must be a list of strings.")
@@ -118,7 +126,7 @@ def parse(data: dict[str, Any], name: str, path: Path | None = None, text: str =
         models=models, workloads=workloads, workers=workers,
         repetitions=_positive_int(where, "repetitions", data.get("repetitions", 5), 1),
         warmups=_positive_int(where, "warmups", data.get("warmups", 1), 0),
-        timeout_s=float(timeout), pythons=pythons, exclude=exclude,
+        timeout_s=float(timeout), pythons=pythons, exclude=exclude, order=order,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -98,6 +99,14 @@ def start(
     labels = unique_labels(targets)
     cells = expand(matrix, labels)
     run_id = store.new_run_id()
+    # A seeded shuffle: drift of the host over the run spreads over every model instead
+    # of landing on whichever ran last; the seed makes the order reproducible.
+    seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
+    if matrix.order == "shuffled":
+        random.Random(seed).shuffle(cells)
+    # Pythons run one after another: list the cells in the order they will run.
+    position = {target.id: i for i, target in enumerate(targets)}
+    cells.sort(key=lambda cell: position[cell["python"]])
     run_dir = results_dir / run_id
     manifest: dict[str, Any] = {
         "schema_version": store.MANIFEST_SCHEMA_VERSION,
@@ -110,7 +119,8 @@ def start(
         "command": command,
         "matrix": {"name": matrix.name, "path": str(matrix.path) if matrix.path else None,
                    "text": matrix.text, "description": matrix.description},
-        "cells": cells,
+        "order": {"kind": matrix.order, "seed": seed},
+        "cells": cells,  # in the order they run
         "limits": {"cpuset": limits.cpuset, "memory": limits.memory},
         "backend": {},
         "host": hostinfo.collect(),

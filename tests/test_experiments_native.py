@@ -49,6 +49,10 @@ def test_quick_matrix_on_native_312_and_313(
     labels = sorted(p["label"] for p in manifest["pythons"].values())
     assert labels == ["3.12.1 native", "3.13.0 native"]
     assert manifest["host"]["cores"] >= 1 and manifest["experiments_hash"]
+    # Cells ran in a seeded shuffle, recorded; the manifest lists them in run order.
+    assert manifest["order"]["kind"] == "shuffled" and manifest["order"]["seed"] > 0
+    first_seen = list(dict.fromkeys(r["cell_id"] for r in records))
+    assert first_seen == [c["cell_id"] for c in manifest["cells"]]
     assert manifest["matrix"]["name"] == "quick" and "[models.threads]" in manifest["matrix"][
         "text"]
     by_status = Counter((r["model"], r["status"]) for r in records)
@@ -66,6 +70,7 @@ def test_quick_matrix_on_native_312_and_313(
 # (gil=own with use_main_obmalloc=true also crashes CPython, but only most of the time,
 # so it is a finding of the flags matrix, not a test fixture.)
 FAULTS = """
+order = "matrix"
 workers = [2]
 repetitions = 2
 warmups = 0
@@ -204,7 +209,8 @@ def test_a_dying_driver_costs_only_the_cell_in_flight(python312: Path, tmp_path:
     from gilbench import run, targets
 
     (tmp_path / "m.toml").write_text(
-        "workers = [1]\nrepetitions = 2\nwarmups = 0\ntimeout_s = 30\n[models.threads]\n"
+        'order = "matrix"\nworkers = [1]\nrepetitions = 2\nwarmups = 0\ntimeout_s = 30\n'
+        "[models.threads]\n"
         "[workloads.hang]\n[workloads.io]\nms = 10\ntasks = 2\n")
     chosen = matrices.load(str(tmp_path / "m.toml"))
     target = targets.resolve(str(python312), "native", "pgo", tmp_path)

@@ -72,6 +72,7 @@ def test_excludes(tmp_path: Path) -> None:
         ("timeout_s = 0\n[models.threads]\n[workloads.fib]\n",
          "'timeout_s' must be a positive number"),
         ("[workloads.fib]\n", "'models' must be a non-empty table"),
+        ('order = "random"\n[models.threads]\n[workloads.fib]\n', "'order' must be one of"),
         ("this is = not toml ]", "is not valid TOML"),
     ],
 )
@@ -108,3 +109,8 @@ def test_flags_matrix_sweeps_every_subinterpreter_flag() -> None:
 
     m = matrix.load("flags")
     assert set(m.models["subinterpreters"]) == set(catalog.MODELS["subinterpreters"]["config"])
+
+
+def test_order_defaults_to_shuffled(tmp_path: Path) -> None:
+    assert matrix.load(write(tmp_path, BASE)).order == "shuffled"
+    assert matrix.load(write(tmp_path, 'order = "matrix"\n' + BASE)).order == "matrix"
