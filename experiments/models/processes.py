@@ -85,6 +85,8 @@ def _receive(conn: Connection, procs: dict[Connection, Any]) -> tuple[str, Any]:
 def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, Any]) -> Phases:
     ctx = multiprocessing.get_context(config["start_method"])
     counts = split_tasks(params["tasks"], workers)
+    # Made before the clock starts: building the payload is not transferring it.
+    payload = workloads.make_payload(params) if workloads.needs_payload(workload) else None
     start = time.perf_counter()
     procs: dict[Connection, Any] = {}
     for n in counts:
@@ -110,8 +112,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
                 conn.send("X" if error else "G")
         results: list[Any] = []
         feeders: list[threading.Thread] = []
-        if not error and workloads.needs_payload(workload):
-            payload = workloads.make_payload(params)
+        if not error and payload is not None:
             feeders = [
                 threading.Thread(target=_feed, args=(conn, payload, n), daemon=True)
                 for conn, n in zip(conns, counts, strict=True)

