@@ -1,36 +1,49 @@
 """Run backends: where the target driver runs. Both stream the driver's stdout lines.
 
-docker: one container per run and python (no network, non-root, CPU set and memory
-limit), the experiments/ tree copied in, one `docker exec` of the driver for all cells.
-native: the driver as a subprocess of this host.
+docker: one container per run and python, sandboxed (no network, non-root, read-only root
+filesystem with a tmpfs /tmp, no capabilities, no-new-privileges, a pids limit, CPU set
+and memory limit), the experiments/ tree copied in, one `docker exec` of the driver for
+all cells.
+native: the driver as a subprocess of this host, pinned to the CPU set.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import tarfile
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
+import docker.utils.socket
 
-from gilbench import engine
+from gilbench import backends, engine
 from gilbench.errors import GilbenchError
 from gilbench.paths import EXPERIMENTS_DIR, REPO
-from gilbench.targets import Target
+
+if TYPE_CHECKING:
+    from gilbench.targets import Target
 
 DRIVER = ["-E", "-s", "-m", "experiments.driver"]
 CONTAINER_LAB = "/tmp/gilbench-lab"
 OWNER_LABEL = "org.gilbench.owner"
+# An interpreter that has not printed its probe by then never will (a real one takes
+# well under a second; a cold container start a few).
+PROBE_TIMEOUT_S = 60.0
+_VERSION = re.compile(r"\d+\.\d+(\.\d+)?\S*")
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
@@ -46,6 +59,7 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
 
 class Runner(ABC):
     name: str
+    probe_timeout_s: float = PROBE_TIMEOUT_S
 
     def __init__(self, target: Target, log_path: Path) -> None:
         self.target = target
@@ -70,53 +84,166 @@ class Runner(ABC):
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
-        """What the manifest should record about where the cells ran."""
+        """What the manifest should record about where the cells ran: the limits as the
+        backend reports them applied, not as they were asked for."""
 
     @abstractmethod
     def driver_lines(self, args: list[str], cells: bytes | None = None) -> Iterator[str]:
         """Run the driver with args; its stdout, line by line, as it comes."""
 
     def probe(self) -> dict[str, Any]:
-        lines = [line for line in self.driver_lines(["--probe"]) if line.startswith("{")]
-        if not lines:
-            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
+        """What the interpreter is (experiments/probe.py), within probe_timeout_s.
+
+        The driver is read in a thread, so a silent interpreter cannot hang gilbench: on
+        timeout the runner is closed, which kills the process group or the container.
+        """
+        lines: list[str] = []
+        failed: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                lines.extend(self.driver_lines(["--probe"]))
+            except BaseException as exc:  # handed to the caller's thread below
+                failed.append(exc)
+
+        reader = threading.Thread(target=read, name="gilbench-probe", daemon=True)
+        reader.start()
+        reader.join(self.probe_timeout_s)
+        if reader.is_alive():
+            self.close()
+            reader.join(10)
             raise GilbenchError(
-                f"{self.target.executable} could not run the gilbench driver "
-                f"({tail[0] if tail else 'no output'}); it must be CPython 3.12 or newer."
+                f"{self.target.executable} did not answer the gilbench probe within "
+                f"{self.probe_timeout_s:g} s and was stopped; give a CPython 3.12 or newer "
+                "that starts."
             )
-        info: dict[str, Any] = json.loads(lines[-1])
-        return info
+        if failed:
+            raise failed[0]
+        return parse_probe(self.target.executable, lines, self._log_tail())
+
+    def _log_tail(self) -> str:
+        try:
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
+        except OSError:
+            tail = []
+        return tail[0] if tail else ""
 
     def run_cells(self, cells: list[dict[str, Any]]) -> Iterator[str]:
         payload = "".join(json.dumps(cell) + "\n" for cell in cells).encode()
         return self.driver_lines([], payload)
 
 
-def parse_cpuset(cpuset: str) -> set[int]:
-    """Docker's --cpuset-cpus syntax ("0-2,4") as a set of CPU numbers."""
+def parse_probe(executable: str, lines: list[str], log_tail: str = "") -> dict[str, Any]:
+    """The probe's JSON object from the driver's output, or one sentence saying why not."""
+    candidates = [line.strip() for line in lines if line.strip().startswith("{")]
+    if not candidates:
+        raise GilbenchError(
+            f"{executable} could not run the gilbench driver ({log_tail or 'no output'}); "
+            "it must be CPython 3.12 or newer."
+        )
+    text = candidates[-1]
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError:
+        raise GilbenchError(
+            f"{executable} answered the gilbench probe with {shown!r}, which is not JSON; "
+            "it must be CPython 3.12 or newer running the gilbench driver."
+        ) from None
+    version = info.get("python_version") if isinstance(info, dict) else None
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise GilbenchError(
+            f"{executable} answered the gilbench probe with {shown!r}, which names no "
+            "Python version; it must be CPython 3.12 or newer running the gilbench driver."
+        )
+    assert isinstance(info, dict)
+    return info
+
+
+def format_cpus(cpus: set[int]) -> str:
+    """{0, 1, 2, 5} -> "0-2,5" (Docker's --cpuset-cpus syntax)."""
+    parts: list[str] = []
+    for cpu in sorted(cpus):
+        if parts and cpu == int(parts[-1].rpartition("-")[2]) + 1:
+            parts[-1] = f"{parts[-1].partition('-')[0]}-{cpu}"
+        else:
+            parts.append(str(cpu))
+    return ",".join(parts)
+
+
+def parse_cpuset(cpuset: str, available: set[int] | None = None) -> set[int]:
+    """Docker's --cpuset-cpus syntax ("0-2,4") as CPU numbers this process may use.
+
+    Empty means every CPU available (os.sched_getaffinity); a CPU outside that set or a
+    backwards range is refused rather than recorded and ignored.
+    """
+    usable = set(os.sched_getaffinity(0)) if available is None else set(available)
+    text = cpuset.strip()
+    if not text:
+        return usable
     cpus: set[int] = set()
-    for part in filter(None, cpuset.split(",")):
-        first, _, last = part.partition("-")
-        if not (first.isdigit() and (last.isdigit() or not last)):
+    for part in (p.strip() for p in text.split(",")):
+        first, dash, last = part.partition("-")
+        if not (first.isdigit() and (last.isdigit() or not dash)):
             raise GilbenchError(f"--cpuset {cpuset!r} is not a CPU list like 0-1 or 0,2.")
-        cpus.update(range(int(first), int(last or first) + 1))
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise GilbenchError(
+                f"--cpuset {cpuset!r} has the range {part}, which runs backwards; "
+                f"write {high}-{low}."
+            )
+        # Only the part up to the highest usable CPU is expanded: 0-999999999 stays small.
+        top = max(usable, default=-1)
+        outside = format_cpus(set(range(low, min(high, top) + 1)) - usable)
+        if high > top:
+            beyond = max(low, top + 1)
+            outside = ",".join(filter(None, [outside, f"{beyond}-{high}" if high > beyond
+                                              else str(high)]))
+        if outside:
+            plural = "s" if "," in outside or "-" in outside else ""
+            raise GilbenchError(
+                f"--cpuset {cpuset!r} names CPU{plural} {outside}, which gilbench cannot use "
+                f"on this host; choose among CPUs {format_cpus(usable)}."
+            )
+        cpus.update(range(low, high + 1))
     return cpus
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A PR_SET_PDEATHSIG call for a child, prepared before the fork (Linux; else no-op).
+
+    If gilbench is killed outright (SIGKILL), the driver it started dies too instead of
+    running on. The signal follows the thread that started the child, which lives until
+    the child's output ends.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 class NativeRunner(Runner):
     """The driver as a subprocess of this host, pinned to the CPU set (no memory limit)."""
 
-    name = "native"
+    name = backends.NativeBackend.name
 
     def __init__(self, target: Target, log_path: Path, cpuset: str = "") -> None:
         super().__init__(target, log_path)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.cpus = parse_cpuset(cpuset) or os.sched_getaffinity(0)
+        self.cpus = parse_cpuset(cpuset)
+        self.applied_cpus: set[int] | None = None  # read back from a started driver
+        self._die_with_parent = _die_with_parent()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "cpuset": ",".join(map(str, sorted(self.cpus))),
+        return {"name": self.name, "cpuset": format_cpus(self.applied_cpus or self.cpus),
                 "memory_bytes": None, "network": "host",
                 "user": os.environ.get("USER") or str(os.getuid())}
+
+    def _child_setup(self) -> None:
+        os.sched_setaffinity(0, self.cpus)
+        self._die_with_parent()
 
     def driver_lines(self, args: list[str], cells: bytes | None = None) -> Iterator[str]:
         cells_file = self.log_path.parent / "cells-pending.jsonl"
@@ -126,33 +253,46 @@ class NativeRunner(Runner):
         with self.log_path.open("ab") as log:
             # Own session: an interrupt kills the driver and every cell process below it.
             try:
-                self.proc = subprocess.Popen(
+                proc = subprocess.Popen(
                     [self.target.executable, *DRIVER, *args], cwd=REPO,
                     stdout=subprocess.PIPE, stderr=log, start_new_session=True,
-                    preexec_fn=lambda: os.sched_setaffinity(0, self.cpus),
+                    preexec_fn=self._child_setup,
                 )
             except OSError as exc:
                 raise GilbenchError(
                     f"Cannot start {self.target.executable} ({exc.strerror}); give an existing "
                     "interpreter with --python."
                 ) from exc
-            assert self.proc.stdout is not None
+            self.proc = proc
+            with contextlib.suppress(OSError):  # it may be gone already
+                self.applied_cpus = set(os.sched_getaffinity(proc.pid))
+            assert proc.stdout is not None
             try:
-                yield from _lines(iter(lambda: self.proc.stdout.readline(), b""))  # type: ignore[union-attr]
-                self.proc.wait()
+                yield from _lines(iter(proc.stdout.readline, b""))
+                proc.wait()
             finally:
-                self.close()
+                _stop(proc)
+                if self.proc is proc:
+                    self.proc = None
 
     def close(self) -> None:
-        # SIGTERM first: the driver then kills the cell process group it started.
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a driver and its process group: SIGTERM first (the driver then kills the cell
+    process group it started), SIGKILL after 5 s."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -174,20 +314,56 @@ def experiments_files() -> dict[str, bytes]:
     }
 
 
-class DockerRunner(Runner):
-    name = "docker"
+# The container's sandbox. Workers write only to /tmp (a tmpfs, which also holds the lab:
+# the experiments/ tree and the cells) and /dev/shm (Docker's own tmpfs, where
+# multiprocessing keeps its semaphores); everything else is read-only.
+TMPFS = {"/tmp": "rw,nosuid,nodev,noexec,size=256m,mode=1777"}
+SECURITY_OPT = ["no-new-privileges"]
+CAP_DROP = ["ALL"]
+# Every thread counts against the pids cgroup, so the limit is sized for the run's largest
+# worker count: per worker at most the worker itself (a thread or a process), the
+# parent's feeder thread for it (processes model), one helper thread inside it and one
+# spare; plus a fixed part for `sleep infinity`, the driver and its three threads, the
+# cell process and its threads, the forkserver, the resource tracker, `docker exec`
+# copies and probes, with room to spare.
+PIDS_BASE, PIDS_PER_WORKER = 64, 4
+DEFAULT_MAX_WORKERS = 256  # when the caller does not say
 
-    def __init__(self, target: Target, log_path: Path, cpuset: str, memory: str) -> None:
+
+def pids_limit(max_workers: int) -> int:
+    return PIDS_BASE + PIDS_PER_WORKER * max(1, max_workers)
+
+
+# Unpacks a tar from stdin into the lab on the tmpfs, as the gilbench user. (Docker's
+# put_archive writes into the root filesystem, which is read-only, never into a tmpfs.)
+_UNPACK = (
+    "import io, sys, tarfile\n"
+    "data = sys.stdin.buffer.read()\n"
+    "with tarfile.open(fileobj=io.BytesIO(data)) as tar:\n"
+    "    tar.extractall(sys.argv[1], filter='data')\n"
+)
+
+
+class DockerRunner(Runner):
+    name = backends.DockerBackend.name
+
+    def __init__(
+        self, target: Target, log_path: Path, cpuset: str, memory: str,
+        max_workers: int | None = None,
+    ) -> None:
         super().__init__(target, log_path)
         # Silent cells (a hang until its timeout) must not trip the socket timeout.
         self.client = engine.connect(timeout=24 * 3600)
-        self.cpuset, self.memory = cpuset, memory
+        self.cpuset, self.memory = format_cpus(parse_cpuset(cpuset)), memory
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         _remove_orphans(self.client)
         assert target.image is not None, "a docker target has an image"
         try:
             self.container = self.client.containers.run(
                 target.image, ["sleep", "infinity"], detach=True, network_mode="none",
-                user="gilbench", cpuset_cpus=cpuset, mem_limit=memory, working_dir=CONTAINER_LAB,
+                user="gilbench", cpuset_cpus=self.cpuset, mem_limit=memory, working_dir="/",
+                read_only=True, tmpfs=TMPFS, security_opt=SECURITY_OPT, cap_drop=CAP_DROP,
+                pids_limit=pids_limit(self.max_workers),
                 labels={OWNER_LABEL: _owner(os.getpid())},
             )
         except docker.errors.ImageNotFound as exc:
@@ -197,23 +373,58 @@ class DockerRunner(Runner):
         except docker.errors.DockerException as exc:
             reason = getattr(exc, "explanation", None) or exc
             raise GilbenchError(
-                f"Docker refused to start {target.image} with cpuset {cpuset!r} and memory "
-                f"{memory!r}: {reason}."
+                f"Docker refused to start {target.image} with cpuset {self.cpuset!r} and "
+                f"memory {memory!r}: {reason}."
             ) from exc
-        self.container.exec_run(["mkdir", "-p", CONTAINER_LAB], user="gilbench")
-        self.container.put_archive(CONTAINER_LAB, _tar(experiments_files()))
+        try:
+            self._copy_in(experiments_files())
+        except BaseException:
+            self.close()
+            raise
+
+    def _copy_in(self, files: dict[str, bytes]) -> None:
+        """Unpack files into the lab: a tar on the stdin of a `docker exec`."""
+        api = self.client.api
+        exec_id = api.exec_create(
+            self.container.id, [self.target.executable, "-I", "-c", _UNPACK, CONTAINER_LAB],
+            stdin=True, user="gilbench", workdir="/",
+        )["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        raw: Any = getattr(sock, "_sock", sock)  # the socket under the HTTP response
+        try:
+            raw.sendall(_tar(files))
+            raw.shutdown(socket.SHUT_WR)
+            _, err = docker.utils.socket.consume_socket_output(
+                docker.utils.socket.frames_iter(sock, tty=False), demux=True)
+        finally:
+            sock.close()
+        code = api.exec_inspect(exec_id)["ExitCode"]
+        if code != 0:
+            tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:]
+            raise GilbenchError(
+                f"Copying the experiments into the {self.target.image} container failed "
+                f"({tail[0] if tail else f'exit status {code}'}); check the image with "
+                "`invoke doctor` or rebuild it."
+            )
 
     def describe(self) -> dict[str, Any]:
+        """The container as Docker reports it (docker inspect), sandbox included."""
         self.container.reload()
         attrs = self.container.attrs
         host_config = attrs["HostConfig"]
         return {"name": self.name, "image": self.target.image, "container": attrs["Id"][:12],
                 "cpuset": host_config.get("CpusetCpus"), "memory_bytes": host_config.get("Memory"),
-                "network": host_config.get("NetworkMode"), "user": attrs["Config"]["User"]}
+                "network": host_config.get("NetworkMode"), "user": attrs["Config"]["User"],
+                "read_only_rootfs": host_config.get("ReadonlyRootfs"),
+                "tmpfs": host_config.get("Tmpfs"), "shm_bytes": host_config.get("ShmSize"),
+                "security_opt": host_config.get("SecurityOpt"),
+                "cap_drop": host_config.get("CapDrop"), "cap_add": host_config.get("CapAdd"),
+                "pids_limit": host_config.get("PidsLimit"),
+                "pids_limit_for_workers": self.max_workers}
 
     def driver_lines(self, args: list[str], cells: bytes | None = None) -> Iterator[str]:
         if cells is not None:
-            self.container.put_archive(CONTAINER_LAB, _tar({"cells-pending.jsonl": cells}))
+            self._copy_in({"cells-pending.jsonl": cells})
             args = [*args, f"{CONTAINER_LAB}/cells-pending.jsonl"]
         api = self.client.api
         exec_id = api.exec_create(

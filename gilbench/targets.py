@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gilbench import buildspec, engine
+from gilbench import backends, buildspec
 from gilbench.errors import GilbenchError
 from gilbench.versions import VARIANTS, version_key
 
@@ -17,7 +17,7 @@ from gilbench.versions import VARIANTS, version_key
 class Target:
     id: str  # the `python` field of cells and records
     label: str  # short, for tables and plots
-    kind: str  # "docker" or "native"
+    kind: str  # the backend's name (gilbench.backends.REGISTRY)
     executable: str  # inside the image for docker, on this host for native
     image: str | None = None
     build: dict[str, Any] | None = None
@@ -30,39 +30,28 @@ def _matches(record: dict[str, Any], version: str, variant: str) -> bool:
 
 
 def _from_build(record: dict[str, Any]) -> Target:
-    if record["backend"] == "docker":
-        return Target(f"docker:{record['image']}", f"{record['version']}-{record['variant']}",
-                      "docker", record["executable"], record["image"], record)
-    return Target(f"native:{record['executable']}", f"{record['version']}-{record['variant']}",
-                  "native", record["executable"], None, record)
+    return backends.get(record["backend"]).target(record)
 
 
 def resolve(spec: str, backend: str, default_variant: str, cache_dir: Path) -> Target:
     """'3.12', '3.13.5/freethreaded' -> the newest matching build; a path -> that python."""
+    chosen = backends.get(backend)  # an unknown name is refused even beside a path
     if "/" in spec and not spec.split("/", 1)[0].replace(".", "").isdigit():
         path = Path(spec).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise GilbenchError(f"--python {spec} is not an executable file.")
-        executable = str(path.absolute())
-        return Target(f"native:{executable}", f"native {path.name}", "native", executable)
+        return backends.native().path_target(str(path.absolute()))
     version, _, variant = spec.partition("/")
     variant = variant or default_variant
     if variant not in VARIANTS:
         raise GilbenchError(f"Unknown variant {variant!r} in --python {spec}; "
                             f"choose one of: {', '.join(VARIANTS)}.")
-    if backend == "docker":
-        client = engine.connect(timeout=30)
-        records = buildspec.list_docker_builds(client)
-    elif backend == "native":
-        records = buildspec.list_native_builds(cache_dir)
-    else:
-        raise GilbenchError(f"Unknown backend {backend!r}; choose one of: docker, native.")
-    matching = [r for r in records if _matches(r, version, variant)]
+    matching = [r for r in chosen.builds(cache_dir) if _matches(r, version, variant)]
     if not matching:
-        flag = "" if backend == "docker" else " --backend native"
         raise GilbenchError(
-            f"No {backend} build of CPython {version} [{variant}] exists; run "
-            f"`invoke build --python {version} --variant {variant}{flag}` first."
+            f"No {chosen.name} build of CPython {version} [{variant}] exists; run "
+            f"`invoke build --python {version} --variant {variant} --backend {chosen.name}` "
+            "first."
         )
     # Prefer the plain variant (no extra --configure-arg) built from the current recipe,
     # then the newest version and build.

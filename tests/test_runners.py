@@ -1,0 +1,145 @@
+"""The native runner: probe faults end in one sentence, limits are checked and read back."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from gilbench import hostinfo
+from gilbench.errors import GilbenchError
+from gilbench.runners import NativeRunner, format_cpus, parse_cpuset, parse_probe
+from gilbench.targets import Target
+
+
+def script(tmp_path: Path, body: str, name: str = "python") -> Target:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return Target(f"native:{path}", "fake", "native", str(path))
+
+
+def gone(pid: int) -> bool:
+    """Dead, or a zombie nobody reaped yet (it no longer runs)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state == "Z"
+
+
+def test_a_silent_interpreter_is_stopped_after_the_probe_timeout(tmp_path: Path) -> None:
+    pidfile = tmp_path / "sleep.pid"
+    target = script(tmp_path, f"sleep 1000 &\necho $! > {pidfile}\nwait")
+    runner = NativeRunner(target, tmp_path / "driver.log")
+    runner.probe_timeout_s = 1
+    started = time.monotonic()
+    with runner, pytest.raises(GilbenchError) as err:
+        runner.probe()
+    assert time.monotonic() - started < 15
+    assert str(err.value) == (
+        f"{target.executable} did not answer the gilbench probe within 1 s and was stopped; "
+        "give a CPython 3.12 or newer that starts.")
+    # The whole process group went: the sleep the script started is not left running.
+    deadline = time.monotonic() + 5
+    while not gone(int(pidfile.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(int(pidfile.read_text()))
+
+
+@pytest.mark.parametrize(("output", "says"), [
+    ("{not json", "answered the gilbench probe with '{not json', which is not JSON"),
+    ('{"a": 1}', """answered the gilbench probe with '{"a": 1}', which names no Python version"""),
+    ('{"python_version": "three"}', "which names no Python version"),
+    ("[1, 2]", "could not run the gilbench driver (oops)"),
+    ("", "could not run the gilbench driver (oops)"),
+])
+def test_junk_from_the_probe_is_one_sentence(tmp_path: Path, output: str, says: str) -> None:
+    target = script(tmp_path, f"echo oops >&2\necho '{output}'")
+    with NativeRunner(target, tmp_path / "driver.log") as runner, \
+            pytest.raises(GilbenchError) as err:
+        runner.probe()
+    message = str(err.value)
+    assert says in message and message.count(". ") == 0 and message.endswith(".")
+    assert "\n" not in message
+
+
+def test_a_real_interpreter_answers_the_probe(target_python: Path, tmp_path: Path) -> None:
+    target = Target(f"native:{target_python}", "real", "native", str(target_python))
+    with NativeRunner(target, tmp_path / "driver.log") as runner:
+        info = runner.probe()
+    assert info["python_version"].startswith(("3.12.", "3.13."))
+
+
+def test_parse_probe_takes_the_last_json_line() -> None:
+    lines = ["warming up", '{"python_version": "3.12.1"}', '{"python_version": "3.13.0"}']
+    assert parse_probe("py", lines)["python_version"] == "3.13.0"
+
+
+def test_cpuset_is_checked_against_the_cpus_available() -> None:
+    two = {0, 1}
+    assert parse_cpuset("", two) == two  # empty: all of them
+    assert parse_cpuset("0-1", two) == two and parse_cpuset(" 1 ", two) == {1}
+    cases = {
+        "0-3": "--cpuset '0-3' names CPUs 2-3, which gilbench cannot use on this host; "
+               "choose among CPUs 0-1.",
+        "1-0": "--cpuset '1-0' has the range 1-0, which runs backwards; write 0-1.",
+        "0-99999999999": "names CPUs 2-99999999999, which gilbench cannot use",
+        "0,2": "--cpuset '0,2' names CPU 2, which",
+        "abc": "--cpuset 'abc' is not a CPU list like 0-1 or 0,2.",
+        "0,": "is not a CPU list",
+        "-1": "is not a CPU list",
+    }
+    for cpuset, says in cases.items():
+        with pytest.raises(GilbenchError) as err:
+            parse_cpuset(cpuset, two)
+        assert says in str(err.value), cpuset
+
+
+def test_cpuset_beyond_this_host_is_refused() -> None:
+    usable = os.sched_getaffinity(0)
+    with pytest.raises(GilbenchError, match=f"choose among CPUs {format_cpus(usable)}"):
+        parse_cpuset(f"0-{max(usable) + 1}")
+    assert format_cpus({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8"
+
+
+def test_native_runner_records_the_cpus_it_applied(tmp_path: Path) -> None:
+    # A stand-in that reports the affinity the kernel gave it, in the probe's shape.
+    target = script(tmp_path, """cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)
+echo "{\\"python_version\\": \\"3.12.0\\", \\"cpus\\": \\"$cpus\\"}\"""")
+    first = min(os.sched_getaffinity(0))
+    with NativeRunner(target, tmp_path / "driver.log", str(first)) as runner:
+        info = runner.probe()
+        assert info["cpus"] == str(first)
+        assert runner.describe()["cpuset"] == str(first)
+    with NativeRunner(target, tmp_path / "driver.log", "") as runner:
+        runner.probe()
+        assert runner.describe()["cpuset"] == format_cpus(os.sched_getaffinity(0))
+
+
+def test_hostinfo_survives_an_odd_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = hostinfo.collect()
+    assert real["cores"] >= 1 and real["kernel"]
+
+    def nothing(path: str) -> None:
+        return None
+
+    def no_loadavg() -> tuple[float, float, float]:
+        raise OSError("no /proc/loadavg")
+
+    monkeypatch.setattr(hostinfo, "_read", nothing)  # no /proc, no /sys, no /etc files
+    monkeypatch.setattr(os, "getloadavg", no_loadavg)
+    odd = hostinfo.collect()
+    assert set(odd) == set(real)
+    assert odd["governor"] is None and odd["mem_total_kb"] is None and odd["loadavg"] is None
+    assert odd["os"] is None and odd["cgroup_memory_max"] is None
+
+    def junk(path: str) -> str:
+        return "MemTotal: lots kB\nmodel name\nPRETTY_NAME=\n\x00\xff"
+
+    monkeypatch.setattr(hostinfo, "_read", junk)
+    assert hostinfo.collect()["mem_total_kb"] is None
+    monkeypatch.undo()
+    assert hostinfo._read("/nonexistent/file") is None
