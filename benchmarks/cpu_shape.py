@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gilbench import matrix, run, store, targets
+from gilbench import matrix, run, runfolder, targets
 from gilbench.paths import REPO, default_cache_dir
 
 
@@ -56,14 +56,15 @@ def main() -> None:
     chosen = matrix.parse(data, name="cpu-shape")
     resolved = [targets.resolve(spec, args.backend, "pgo", default_cache_dir())
                 for spec in args.python or ["3.12"]]
-    limits = run.Limits(cpuset="", memory="8g")
+    limits = run.Limits(cpuset="", memory="8g" if any(t.kind == "docker" for t in resolved)
+                        else None)
     run_dir = run.start(chosen, resolved, REPO / "results", limits, "benchmarks/cpu_shape.py",
                         lambda kind, payload: None)
-    manifest = store.read_manifest(run_dir)
-    records = [r for r in store.read_records(run_dir) if r["status"] == "ok"]
+    manifest = runfolder.read_manifest(run_dir)
+    records = [r for r in runfolder.read_records(run_dir).records if r["status"] == "ok"]
     print(f"run: {run_dir}   fib({args.n}) x {args.tasks} tasks, {args.workers} workers, "
           f"median of {args.repetitions}")
-    for pid, entry in manifest["pythons"].items():
+    for pid, entry in manifest.pythons.items():
         mine = [r for r in records if r["python"] == pid]
         median = Medians(mine)
         seq_wall, seq_total = median("sequential", None, "wall_s"), median(

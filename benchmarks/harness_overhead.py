@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gilbench import matrix, run, store, targets
+from gilbench import matrix, run, runfolder, targets
 from gilbench.paths import default_cache_dir
 
 
@@ -50,10 +50,11 @@ def main() -> None:
         target = targets.resolve(spec, args.backend, "pgo", default_cache_dir())
         arrivals: list[float] = []
         with tempfile.TemporaryDirectory() as results:
-            run_dir = run.start(chosen, [target], Path(results), run.Limits("", "2g"),
+            limits = run.Limits("", "2g" if target.kind == "docker" else None)
+            run_dir = run.start(chosen, [target], Path(results), limits,
                                 "benchmarks/harness_overhead.py", Arrivals(arrivals))
-            measured = [r["total_s"] for r in store.read_records(run_dir)]
-            label = store.read_manifest(run_dir)["pythons"][target.id]["label"]
+            measured = [r["total_s"] for r in runfolder.read_records(run_dir).records]
+            label = runfolder.read_manifest(run_dir).pythons[target.id]["label"]
         gaps = [b - a for a, b in itertools.pairwise(arrivals)]
         per_cell = statistics.median(gaps)
         inside = statistics.median(measured)

@@ -112,8 +112,6 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
-STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
-
 _CELL_KEYS: dict[str, type | tuple[type, ...]] = {
     "run_id": str,
     "cell_id": str,

@@ -1,36 +1,100 @@
-"""Building records (schema_version 1), by the cell and by the driver alike."""
+"""The record: the one definition of what a line of records.jsonl holds (schema_version 1).
+
+Standard library only, because the driver and cells build records with it inside the
+interpreter under test. The host's loader, its column types and the tests derive from
+FIELDS, STATUSES and `problems()` here, so writer and reader cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import platform
 import sys
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 SCHEMA_VERSION = 1
 
-FROM_CELL = (
-    "run_id",
-    "cell_id",
-    "python",
-    "model",
-    "model_config",
-    "workload",
-    "workload_params",
-    "workers",
+STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # "str", "int", "float", "bool", "object"
+    nullable: bool = False
+    source: str = "record"  # "cell": copied from the cell spec; "measured": null unless ok
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("schema_version", "int"),
+    Field("run_id", "str", source="cell"),
+    Field("cell_id", "str", source="cell"),
+    Field("python", "str", source="cell"),
+    Field("model", "str", source="cell"),
+    Field("model_config", "object", source="cell"),
+    Field("workload", "str", source="cell"),
+    Field("workload_params", "object", source="cell"),
+    Field("workers", "int", source="cell"),
+    Field("repetition", "int"),
+    Field("status", "str"),
+    Field("message", "str"),
+    Field("wall_s", "float", nullable=True, source="measured"),
+    Field("startup_s", "float", nullable=True, source="measured"),
+    Field("teardown_s", "float", nullable=True, source="measured"),
+    Field("total_s", "float", nullable=True, source="measured"),
+    Field("cpu_s", "float", nullable=True, source="measured"),
+    Field("peak_rss_kb", "int", nullable=True, source="measured"),
+    Field("tasks_done", "int", nullable=True, source="measured"),
+    Field("gil_enabled", "bool", nullable=True, source="measured"),
+    Field("api", "str"),
+    Field("transport", "str", nullable=True),
+    Field("python_version", "str"),
+    Field("timestamp", "str"),
 )
 
-MEASUREMENTS = (
-    "wall_s",
-    "startup_s",
-    "teardown_s",
-    "total_s",
-    "cpu_s",
-    "peak_rss_kb",
-    "tasks_done",
-    "gil_enabled",
-)
+NAMES = tuple(f.name for f in FIELDS)
+FROM_CELL = tuple(f.name for f in FIELDS if f.source == "cell")
+MEASUREMENTS = tuple(f.name for f in FIELDS if f.source == "measured")
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if isinstance(value, bool):  # a JSON true is never a count or a time
+        return False
+    if kind == "int":
+        return isinstance(value, int) and value >= 0
+    # float: an int is fine (JSON writes 1.0 as 1 in some encoders); NaN and inf are not.
+    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
+
+
+def problems(record: Any) -> list[str]:
+    """What makes this object not a valid record of SCHEMA_VERSION; empty when it is one."""
+    if not isinstance(record, dict):
+        return ["it is not a JSON object"]
+    found = []
+    for field in FIELDS:
+        if field.name not in record:
+            found.append(f"it lacks {field.name}")
+            continue
+        value = record[field.name]
+        if value is None and field.nullable:
+            continue
+        if not _fits(value, field.kind):
+            null = " or null" if field.nullable else ""
+            what = {"int": "a non-negative int", "float": "a non-negative finite float",
+                    "object": "an object"}.get(field.kind, f"a {field.kind}")
+            found.append(f"{field.name} is {value!r}, not {what}{null}")
+    if isinstance(record.get("status"), str) and record["status"] not in STATUSES:
+        found.append(f"status {record['status']!r} is not one of {', '.join(STATUSES)}")
+    return found
 
 
 def now_iso() -> str:
@@ -46,20 +110,24 @@ def make_record(
     api: str = "",
     transport: str | None = None,
     measurements: dict[str, Any] | None = None,
+    python_version: str | None = None,
 ) -> dict[str, Any]:
     """One record; measurements not given are null."""
-    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-    record.update({key: cell.get(key) for key in FROM_CELL})
-    record["repetition"] = repetition
-    record["status"] = status
-    record["message"] = message
     measured = measurements or {}
-    record.update({key: measured.get(key) for key in MEASUREMENTS})
-    record["api"] = api
-    record["transport"] = transport
-    record["python_version"] = platform.python_version()
-    record["timestamp"] = now_iso()
-    return record
+    values: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        **{key: cell.get(key) for key in FROM_CELL},
+        "repetition": repetition,
+        "status": status,
+        "message": message,
+        **{key: measured.get(key) for key in MEASUREMENTS},
+        "api": api,
+        "transport": transport,
+        "python_version": (platform.python_version() if python_version is None
+                           else python_version),
+        "timestamp": now_iso(),
+    }
+    return {name: values[name] for name in NAMES}
 
 
 def emit(record: dict[str, Any], stream: TextIO = sys.stdout) -> None:

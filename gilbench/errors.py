@@ -10,3 +10,7 @@ class GilbenchError(Exception):
 
 class BackendUnavailable(GilbenchError):
     """A backend (Docker engine, native toolchain) cannot be used on this host."""
+
+
+class Interrupted(GilbenchError):
+    """The user stopped a run (Ctrl-C, SIGTERM); the message says how to finish it."""

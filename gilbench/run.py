@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gilbench import __version__, hostinfo, store
-from gilbench.errors import GilbenchError
+from experiments.records import make_record
+from gilbench import __version__, hostinfo, runfolder
+from gilbench.errors import GilbenchError, Interrupted
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR
 from gilbench.runners import DockerRunner, NativeRunner, Runner, remove_orphans
@@ -25,8 +26,8 @@ RunEvents = Callable[[str, Any], None]
 
 @dataclass(frozen=True)
 class Limits:
-    cpuset: str  # docker --cpuset-cpus
-    memory: str  # docker --memory
+    cpuset: str  # docker --cpuset-cpus, native CPU affinity
+    memory: str | None  # docker --memory; None: no limit (native runners apply none)
 
 
 def experiments_hash() -> str:
@@ -42,6 +43,9 @@ def experiments_hash() -> str:
 def _runner(target: Target, run_dir: Path, limits: Limits) -> Runner:
     log = run_dir / "driver.log"
     if target.kind == "docker":
+        if limits.memory is None:
+            raise GilbenchError("A Docker run needs a memory limit; set gilbench.memory or "
+                                "give --memory.")
         return DockerRunner(target, log, limits.cpuset, limits.memory)
     return NativeRunner(target, log, limits.cpuset)
 
@@ -96,9 +100,14 @@ def start(
 ) -> Path:
     """A new run folder with its manifest; then every cell of the matrix."""
     targets = list({t.id: t for t in targets}.values())  # `--python 3.13 --python 3.13.12`
+    if limits.memory is not None and all(t.kind != "docker" for t in targets):
+        raise GilbenchError(
+            "--memory limits Docker containers, and this run has only native pythons, which "
+            "run without a memory limit; drop --memory or run a Docker build."
+        )
     labels = unique_labels(targets)
     cells = expand(matrix, labels)
-    run_id = store.new_run_id()
+    run_id = runfolder.new_run_id()
     # A seeded shuffle: drift of the host over the run spreads over every model instead
     # of landing on whichever ran last; the seed makes the order reproducible.
     seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
@@ -107,113 +116,123 @@ def start(
     # Pythons run one after another: list the cells in the order they will run.
     position = {target.id: i for i, target in enumerate(targets)}
     cells.sort(key=lambda cell: position[cell["python"]])
-    run_dir = results_dir / run_id
-    manifest: dict[str, Any] = {
-        "schema_version": store.MANIFEST_SCHEMA_VERSION,
-        "run_id": run_id,
-        "tool_version": __version__,
-        "experiments_hash": experiments_hash(),
-        "started_at": store.now(),
-        "finished_at": None,
-        "resumed_at": [],
-        "command": command,
-        "matrix": {"name": matrix.name, "path": str(matrix.path) if matrix.path else None,
-                   "text": matrix.text, "description": matrix.description},
-        "order": {"kind": matrix.order, "seed": seed},
-        "cells": cells,  # in the order they run
-        "limits": {"cpuset": limits.cpuset, "memory": limits.memory},
-        "backend": {},
-        "host": hostinfo.collect(),
-        "pythons": {},
-    }
-    _execute(run_dir, manifest, targets, cells, limits, on_event, create=True)
+    manifest = runfolder.Manifest(
+        run_id=run_id,
+        tool_version=__version__,
+        experiments_hash=experiments_hash(),
+        started_at=runfolder.now(),
+        command=command,
+        matrix={"name": matrix.name, "path": str(matrix.path) if matrix.path else None,
+                "text": matrix.text, "description": matrix.description},
+        order={"kind": matrix.order, "seed": seed},
+        cells=cells,  # in the order they run
+        limits={"cpuset": limits.cpuset, "memory": limits.memory},
+        host=hostinfo.collect(),
+    )
+    run_dir = runfolder.create(results_dir, run_id)
+    try:
+        with runfolder.locked(run_dir):
+            _execute(run_dir, manifest, targets, cells, limits, on_event, create=True)
+    except BaseException:
+        if not (run_dir / runfolder.MANIFEST).exists():
+            # Nothing was measured: leave nothing that looks like a run.
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
-def pending_cells(manifest: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cells of a run with the repetitions that have no record yet."""
-    done: dict[str, set[int]] = {}
-    for record in records:
-        done.setdefault(record.get("cell_id", ""), set()).add(record.get("repetition", -1))
-    pending = []
-    for cell in manifest["cells"]:
-        missing = [r for r in cell["repetitions"] if r not in done.get(cell["cell_id"], set())]
-        if missing:
-            pending.append({**cell, "repetitions": missing})
-    return pending
+def _targets(manifest: runfolder.Manifest, run_dir: Path) -> list[Target]:
+    targets = []
+    for pid, entry in manifest.pythons.items():
+        if not (isinstance(entry, dict) and all(
+                isinstance(entry.get(k), str) for k in ("label", "kind", "executable"))):
+            raise GilbenchError(
+                f"{run_dir}/manifest.json describes python {pid!r} without a label, kind and "
+                "executable, so it cannot be resumed; start a new run."
+            )
+        targets.append(Target(pid, entry["label"], entry["kind"], entry["executable"],
+                              entry.get("image"), entry.get("build")))
+    return targets
 
 
 def resume(run_dir: Path, limits: Limits | None, on_event: RunEvents) -> Path:
     """Finish an interrupted run: only repetitions without a record run again, under the
-    same limits, on the same interpreters."""
-    manifest = store.read_manifest(run_dir)
-    for key in ("experiments_hash", "cells", "pythons", "limits"):
-        if key not in manifest:
-            raise GilbenchError(f"{run_dir}/manifest.json lacks '{key}'; it cannot be resumed.")
-    stored = Limits(**manifest["limits"])
-    if limits is not None and limits != stored:
-        raise GilbenchError(
-            f"Run {manifest['run_id']} ran with cpuset {stored.cpuset!r} and memory "
-            f"{stored.memory!r}; resume it without --cpuset/--memory so the rest matches."
-        )
-    if manifest["experiments_hash"] != experiments_hash():
-        raise GilbenchError(
-            f"experiments/ changed since run {manifest['run_id']} started, so its records "
-            "would mix two versions of the harness; start a new run instead."
-        )
-    pending = pending_cells(manifest, store.read_records(run_dir))
-    targets = [
-        Target(pid, entry["label"], entry["kind"], entry["executable"], entry.get("image"),
-               entry.get("build"))
-        for pid, entry in manifest["pythons"].items()
-    ]
-    manifest.setdefault("resumed_at", []).append(store.now())
-    manifest["finished_at"] = None
-    _execute(run_dir, manifest, targets, pending, stored, on_event, create=False)
+    same limits, on the same interpreters. The run's lock keeps a second process out."""
+    with runfolder.locked(run_dir):
+        manifest = runfolder.read_manifest(run_dir)
+        if not manifest.experiments_hash:
+            raise GilbenchError(
+                f"{run_dir}/manifest.json has no experiments_hash, so what ran cannot be "
+                "checked and the run cannot be resumed; start a new run."
+            )
+        stored = Limits(str(manifest.limits.get("cpuset") or ""), manifest.limits.get("memory"))
+        if limits is not None and limits != stored:
+            raise GilbenchError(
+                f"Run {manifest.run_id} ran with cpuset {stored.cpuset!r} and memory "
+                f"{stored.memory!r}; resume it without --cpuset/--memory so the rest matches."
+            )
+        if manifest.experiments_hash != experiments_hash():
+            raise GilbenchError(
+                f"experiments/ changed since run {manifest.run_id} started, so its records "
+                "would mix two versions of the harness; start a new run instead."
+            )
+        known = runfolder.read_records(run_dir)
+        pending = runfolder.pending_cells(manifest, known.records)
+        targets = _targets(manifest, run_dir)
+        unknown = {c["python"] for c in pending} - {t.id for t in targets}
+        if unknown:
+            raise GilbenchError(
+                f"{run_dir}/manifest.json plans cells for python {sorted(unknown)[0]!r} but does "
+                "not describe it, so the run cannot be resumed; start a new run."
+            )
+        manifest.resumed_at.append(runfolder.now())
+        manifest.finished_at = None
+        _execute(run_dir, manifest, targets, pending, stored, on_event, create=False)
     return run_dir
 
 
 def _execute(
-    run_dir: Path, manifest: dict[str, Any], targets: list[Target],
+    run_dir: Path, manifest: runfolder.Manifest, targets: list[Target],
     cells: list[dict[str, Any]], limits: Limits, on_event: RunEvents, create: bool,
 ) -> None:
     remove_orphans()
-    with ExitStack() as stack:
-        runners: dict[str, Runner] = {}
-        if create:
-            run_dir.mkdir(parents=True)
-        try:
+    try:
+        with ExitStack() as stack:
+            runners: dict[str, Runner] = {}
             probed = []
             for target in targets:
                 runner = stack.enter_context(_runner(target, run_dir, limits))
                 probe = runner.probe()
                 _check_probe(target, probe)
                 if not create:
-                    _check_same_python(target, manifest["pythons"][target.id]["probe"], probe)
+                    _check_same_python(target, manifest.pythons[target.id]["probe"], probe)
                 runners[target.id] = runner
                 probed.append((target, probe))
                 # A resume keeps the first description: same limits, a new container id.
-                manifest["backend"].setdefault(target.id, runner.describe())
+                manifest.backend.setdefault(target.id, runner.describe())
             labels = unique_labels([_labelled(target, probe) for target, probe in probed])
             for target, probe in probed:
-                manifest["pythons"][target.id] = _python_entry(target, labels[target.id], probe)
-        except BaseException:
-            if create:  # no manifest yet: leave nothing that looks like a run
-                shutil.rmtree(run_dir, ignore_errors=True)
+                manifest.pythons[target.id] = _python_entry(target, labels[target.id], probe)
+            runfolder.write_manifest(run_dir, manifest)
+            on_event("start", sum(len(cell["repetitions"]) for cell in cells))
+            writer = runfolder.RecordWriter(run_dir)
+            stack.callback(writer.close)
+            for target in targets:
+                mine = [{**cell, "run_id": manifest.run_id} for cell in cells
+                        if cell["python"] == target.id]
+                if not mine:
+                    continue
+                on_event("python", labels[target.id])
+                _stream(runners[target.id], mine, writer, run_dir, on_event)
+    except KeyboardInterrupt:
+        if not (run_dir / runfolder.MANIFEST).exists():
             raise
-        store.write_manifest(run_dir, manifest)
-        on_event("start", sum(len(cell["repetitions"]) for cell in cells))
-        writer = store.RecordWriter(run_dir)
-        stack.callback(writer.close)
-        run_id = manifest["run_id"]
-        for target in targets:
-            mine = [{**cell, "run_id": run_id} for cell in cells if cell["python"] == target.id]
-            if not mine:
-                continue
-            on_event("python", labels[target.id])
-            _stream(runners[target.id], mine, writer, run_dir, on_event)
-    manifest["finished_at"] = store.now()
-    store.write_manifest(run_dir, manifest)
+        raise Interrupted(
+            f"Interrupted: every finished record of run {run_dir.name} is kept; finish it "
+            f"with `invoke experiment --resume {run_dir.name}`."
+        ) from None
+    manifest.finished_at = runfolder.now()
+    runfolder.write_manifest(run_dir, manifest)
 
 
 def _parse(line: str) -> dict[str, Any] | None:
@@ -225,7 +244,7 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 
 def _stream(
-    runner: Runner, cells: list[dict[str, Any]], writer: store.RecordWriter, run_dir: Path,
+    runner: Runner, cells: list[dict[str, Any]], writer: runfolder.RecordWriter, run_dir: Path,
     on_event: RunEvents,
 ) -> None:
     pending = cells
@@ -259,19 +278,10 @@ def _stream(
         remaining = [c for c in remaining if c["repetitions"]]
         in_flight, pending = remaining[0], remaining[1:]
         for repetition in in_flight["repetitions"]:
-            record = _driver_died(in_flight, repetition, run_dir)
+            record = make_record(
+                in_flight, repetition, "crashed",
+                f"the driver died while this cell ran (see {run_dir}/driver.log)",
+                python_version="",
+            )
             writer.append(record)
             on_event("record", record)
-
-
-def _driver_died(cell: dict[str, Any], repetition: int, run_dir: Path) -> dict[str, Any]:
-    keys = ("run_id", "cell_id", "python", "model", "model_config", "workload",
-            "workload_params", "workers")
-    return {
-        "schema_version": store.RECORD_SCHEMA_VERSION, **{k: cell[k] for k in keys},
-        "repetition": repetition, "status": "crashed",
-        "message": f"the driver died while this cell ran (see {run_dir}/driver.log)",
-        "wall_s": None, "startup_s": None, "teardown_s": None, "total_s": None, "cpu_s": None,
-        "peak_rss_kb": None, "tasks_done": None, "gil_enabled": None, "api": "",
-        "transport": None, "python_version": "", "timestamp": store.now(),
-    }

@@ -130,7 +130,7 @@ def test_quick_matrix_and_faults_in_the_built_image(
     pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
 ) -> None:
     """Issue 3 against the image just built: one container, no network, non-root."""
-    from gilbench import matrix, run, store, targets
+    from gilbench import matrix, run, runfolder, targets
     from tests.test_experiments_native import FAULTS
 
     target = targets._from_build(pgo_build[0].record)
@@ -139,14 +139,14 @@ def test_quick_matrix_and_faults_in_the_built_image(
     for name in ("quick", str(tmp_path / "faults.toml")):
         run_dir = run.start(matrix.load(name), [target], tmp_path, limits, "test",
                             lambda kind, payload: None)
-        manifest = store.read_manifest(run_dir)
-        records = store.read_records(run_dir)
-        planned = {(c["cell_id"], r) for c in manifest["cells"] for r in c["repetitions"]}
+        manifest = runfolder.read_manifest(run_dir)
+        records = runfolder.read_records(run_dir).records
+        planned = {(c["cell_id"], r) for c in manifest.cells for r in c["repetitions"]}
         assert {(r["cell_id"], r["repetition"]) for r in records} == planned
-        backend = manifest["backend"][target.id]
+        backend = manifest.backend[target.id]
         assert (backend["network"], backend["user"], backend["cpuset"]) == ("none", "gilbench", "0")
         assert backend["memory_bytes"] == 2 * 2**30
-        assert manifest["pythons"][target.id]["config_args"].count("--enable-optimizations") == 1
+        assert manifest.pythons[target.id]["config_args"].count("--enable-optimizations") == 1
         statuses = {(r["workload"], r["model"], r["status"]) for r in records}
         if name == "quick":
             assert ("fib", "subinterpreters", "ok") in statuses
@@ -158,3 +158,107 @@ def test_quick_matrix_and_faults_in_the_built_image(
             assert {s for (w, _, s) in statuses} == {"ok", "invalid", "crashed", "timeout"}
     client = docker.from_env()
     assert not client.containers.list(all=True, filters={"label": "org.gilbench.owner"})
+
+
+# Asked inside the sandbox as the gilbench user: what it forbids and what workers need.
+SANDBOX_CHECKS = r"""
+import json, multiprocessing as mp, tempfile, threading
+out = {}
+try:
+    open("/gilbench-write-test", "w")
+    out["rootfs"] = "writable"
+except OSError as exc:
+    out["rootfs"] = exc.strerror
+with tempfile.NamedTemporaryFile() as fh:
+    fh.write(b"x")
+    out["tempfile"] = fh.name
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+out["cap_eff"], out["no_new_privs"] = status["CapEff"].strip(), status["NoNewPrivs"].strip()
+for method in ("fork", "spawn", "forkserver"):
+    with mp.get_context(method).Pool(2) as pool:
+        out[method] = pool.map(abs, [-1, -2, -3])
+release, threads = threading.Event(), []
+try:
+    while len(threads) < 1000:
+        threads.append(threading.Thread(target=release.wait))
+        threads[-1].start()
+except RuntimeError:
+    pass
+out["threads"] = len(threads)
+release.set()
+print(json.dumps(out))
+"""
+
+
+def test_experiment_container_is_sandboxed(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
+) -> None:
+    """Issue 7, item 9: the limits as `docker inspect` reports them, and that workers
+    still run under them (start methods, temp files, sub-interpreter fork/exec flags)."""
+    from gilbench import backends, matrix, run, targets
+    from gilbench.runners import pids_limit
+    from tests.conftest import ok_or_creation_flake
+
+    target = targets._from_build(pgo_build[0].record)
+    with backends.get("docker").runner(target, tmp_path / "driver.log", cpuset="0",
+                                       memory="1g", max_workers=4) as runner:
+        inspected = runner.client.api.inspect_container(runner.container.id)
+        host_config = inspected["HostConfig"]
+        assert host_config["ReadonlyRootfs"] is True
+        assert host_config["SecurityOpt"] == ["no-new-privileges"]
+        assert host_config["CapDrop"] == ["ALL"]
+        assert host_config["PidsLimit"] == pids_limit(4) == 80
+        assert list(host_config["Tmpfs"]) == ["/tmp"]
+        assert host_config["NetworkMode"] == "none" and inspected["Config"]["User"] == "gilbench"
+        described = runner.describe()
+        assert (described["read_only_rootfs"], described["security_opt"], described["cap_drop"],
+                described["pids_limit"], described["tmpfs"]) == (
+            True, ["no-new-privileges"], ["ALL"], 80, host_config["Tmpfs"])
+        assert runner.probe()["python_version"] == "3.13.5"  # the lab was copied in
+        result = runner.container.exec_run(
+            [target.executable, "-I", "-c", SANDBOX_CHECKS], user="gilbench", workdir="/tmp")
+        assert result.exit_code == 0, result.output.decode()
+        seen = json.loads(result.output.decode().splitlines()[-1])
+    assert seen["rootfs"] == "Read-only file system"
+    assert seen["tempfile"].startswith("/tmp/")
+    assert (seen["cap_eff"], seen["no_new_privs"]) == ("0000000000000000", "1")
+    assert seen["fork"] == seen["spawn"] == seen["forkserver"] == [1, 2, 3]
+    assert 40 < seen["threads"] < 80  # the pids limit holds, with room for the workers
+
+    # Start methods and the sub-interpreter fork/exec flags, end to end through a run.
+    (tmp_path / "sandbox.toml").write_text(SANDBOX_MATRIX)
+    run_dir = run.start(matrix.load(str(tmp_path / "sandbox.toml")), [target], tmp_path,
+                        run.Limits(cpuset="0", memory="2g"), "test", lambda kind, payload: None)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert manifest["backend"][target.id]["read_only_rootfs"] is True
+    assert manifest["backend"][target.id]["pids_limit"] >= pids_limit(4)
+    assert len(records) == 11
+    assert all(r["status"] == "ok" for r in records if r["model"] == "processes"), records
+    subinterp = [r for r in records if r["model"] == "subinterpreters"]
+    assert all(ok_or_creation_flake(r) for r in subinterp), subinterp
+
+
+SANDBOX_MATRIX = """
+order = "matrix"
+workers = [4]
+repetitions = 1
+warmups = 0
+timeout_s = 60
+
+[models.processes]
+start_method = ["fork", "spawn", "forkserver"]
+[models.subinterpreters]
+allow_fork = [false, true]
+allow_exec = [false, true]
+
+[workloads.fib]
+n = 15
+tasks = 4
+[workloads.startup]
+tasks = 2
+
+[[exclude]]
+model = "processes"
+workload = "startup"
+"""

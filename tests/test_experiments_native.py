@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gilbench import store
+from gilbench import runfolder
 from tests.conftest import REPO, invoke, ok_or_creation_flake
 
 
@@ -28,13 +28,13 @@ def run_folder(results: Path) -> Path:
 
 def check_complete(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every repetition of every planned cell has exactly one record."""
-    manifest = store.read_manifest(run_dir)
-    records = store.read_records(run_dir)
-    planned = Counter((c["cell_id"], r) for c in manifest["cells"] for r in c["repetitions"])
+    manifest = runfolder.read_manifest(run_dir)
+    records = runfolder.read_records(run_dir).records
+    planned = Counter((c["cell_id"], r) for c in manifest.cells for r in c["repetitions"])
     got = Counter((r["cell_id"], r["repetition"]) for r in records)
     assert got == planned
-    assert manifest["finished_at"] is not None
-    assert all(r["schema_version"] == 1 and r["run_id"] == manifest["run_id"] for r in records)
+    assert manifest.finished_at is not None
+    assert all(r["schema_version"] == 1 and r["run_id"] == manifest.run_id for r in records)
     return manifest, records
 
 
@@ -46,14 +46,14 @@ def test_quick_matrix_on_native_312_and_313(
                     "--python", str(python313), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     manifest, records = check_complete(run_folder(tmp_path))
-    labels = sorted(p["label"] for p in manifest["pythons"].values())
+    labels = sorted(p["label"] for p in manifest.pythons.values())
     assert labels == ["3.12.1 native", "3.13.0 native"]
-    assert manifest["host"]["cores"] >= 1 and manifest["experiments_hash"]
+    assert manifest.host["cores"] >= 1 and manifest.experiments_hash
     # Cells ran in a seeded shuffle, recorded; the manifest lists them in run order.
-    assert manifest["order"]["kind"] == "shuffled" and manifest["order"]["seed"] > 0
+    assert manifest.order["kind"] == "shuffled" and manifest.order["seed"] > 0
     first_seen = list(dict.fromkeys(r["cell_id"] for r in records))
-    assert first_seen == [c["cell_id"] for c in manifest["cells"]]
-    assert manifest["matrix"]["name"] == "quick" and "[models.threads]" in manifest["matrix"][
+    assert first_seen == [c["cell_id"] for c in manifest.cells]
+    assert manifest.matrix["name"] == "quick" and "[models.threads]" in manifest.matrix[
         "text"]
     by_status = Counter((r["model"], r["status"]) for r in records)
     assert {status for (model, status) in by_status if model == "interpreter-pool"} == {
@@ -113,7 +113,7 @@ def test_faults_are_results_and_the_matrix_goes_on(
     assert result.returncode == 0, result.stdout + result.stderr
     manifest, records = check_complete(run_folder(tmp_path))
     order = [(c["workload"], c["model_config"].get("check_multi_interp_extensions"))
-             for c in manifest["cells"]]
+             for c in manifest.cells]
     assert order == [("fib", True), ("fib", False), ("crash", None), ("hang", None),
                      ("startup", True)]
     statuses: dict[tuple[str, bool | None], set[str]] = {}
@@ -170,13 +170,13 @@ def test_kill_and_resume_loses_nothing(python312: Path, tmp_path: Path) -> None:
     proc.wait()
     before = records_file.read_text()
     run_dir = records_file.parent
-    assert store.read_manifest(run_dir)["finished_at"] is None
+    assert runfolder.read_manifest(run_dir).finished_at is None
 
     result = invoke("experiment", "--resume", run_dir.name, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     manifest, records = check_complete(run_dir)
     assert records_file.read_text().startswith(before.rstrip("\n"))  # appended, never rewritten
-    assert len(manifest["resumed_at"]) == 1
+    assert len(manifest.resumed_at) == 1
     assert {r["status"] for r in records} == {"ok"}
 
 
@@ -229,11 +229,11 @@ def test_a_dying_driver_costs_only_the_cell_in_flight(python312: Path, tmp_path:
 
     killer = threading.Thread(target=kill_the_driver)
     killer.start()
-    run_dir = run.start(chosen, [target], tmp_path / "results", run.Limits("", "1g"), "test",
+    run_dir = run.start(chosen, [target], tmp_path / "results", run.Limits("", None), "test",
                         lambda kind, payload: None)
     killer.join()
     manifest, records = check_complete(run_dir)
-    hang, io = (c["cell_id"] for c in manifest["cells"])
+    hang, io = (c["cell_id"] for c in manifest.cells)
     assert {r["status"] for r in records if r["cell_id"] == hang} == {"crashed"}
     assert all("the driver died while this cell ran" in r["message"]
                for r in records if r["cell_id"] == hang)

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.records import STATUSES
 from gilbench.report import stats
 from gilbench.report.errors import ReportError
 from gilbench.report.load import RunData
-from gilbench.report.schema import STATUSES
 
 GROUP_KEYS = ["python", "python_label", "workload", "workload_params", "model", "model_config",
               "workers"]  # fmt: skip
@@ -111,11 +111,11 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
 
 def _python_facts(run: RunData) -> dict[str, tuple[str, str, bool, str]]:
     """python id -> (label, version, gil_disabled, variant), from the manifest or the records."""
-    pythons = run.manifest.get("pythons") or {}
+    pythons = run.manifest.pythons
     facts = {}
     frame = run.frame
     for python, group in frame.groupby("python", observed=True):
-        info = pythons.get(python) or {}
+        info = pythons.get(str(python)) or {}
         version = info.get("version") or _mode(group["python_version"])
         disabled = info.get("gil_disabled")
         if disabled is None:  # no provenance: a build whose GIL was ever off is free-threaded

@@ -235,9 +235,9 @@ def _num(value: float, digits: int = 4) -> str:
 
 def _blocks(result: CompareResult, run_a: RunData, run_b: RunData) -> list[Block]:
     def facts(run: RunData) -> list[str]:
-        host = run.manifest.get("host") or {}
+        host = run.manifest.host
         pythons = sorted(set(run.frame["python_label"].astype(str)))
-        return [run.run_id, str(run.manifest.get("started_at", "-")),
+        return [run.run_id, run.manifest.started_at or "-",
                 f"{host.get('cpu_model', '-')}, kernel {host.get('kernel', '-')}",
                 str(host.get("loadavg", "-")), ", ".join(pythons)]  # fmt: skip
 
@@ -320,7 +320,7 @@ def compare_runs(run_a: Path, run_b: Path, out_dir: Path | None = None) -> Compa
         run_b=loaded_b.run_dir,
         matched_by=keys,
         python_note=python_note,
-        differences=_differences(loaded_a.manifest, loaded_b.manifest),
+        differences=_differences(loaded_a.manifest.to_json(), loaded_b.manifest.to_json()),
         cells=cells,
         only_in_a=only_a,
         only_in_b=only_b,

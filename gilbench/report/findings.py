@@ -7,8 +7,8 @@ import math
 import pandas as pd
 
 from experiments import catalog
+from experiments.records import STATUSES
 from gilbench.report.aggregate import SEQUENTIAL, Summary
-from gilbench.report.schema import STATUSES
 
 
 def plural(count: int, noun: str) -> str:

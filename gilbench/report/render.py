@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.records import STATUSES
 from gilbench.report.aggregate import Summary
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from gilbench.report.load import RunData
-from gilbench.report.schema import STATUSES
 
 DASH = "-"
 
@@ -153,22 +153,22 @@ def _text(value: Any) -> str:
 def _provenance(run: RunData) -> list[Block]:
     manifest = run.manifest
     run_rows = [
-        [name, _text(manifest.get(name))]
+        [name, _text(getattr(manifest, name))]
         for name in ("run_id", "command", "tool_version", "experiments_hash", "started_at",
                      "finished_at", "resumed_at")
     ]  # fmt: skip
-    matrix = manifest.get("matrix") or {}
+    matrix = manifest.matrix
     run_rows.append(["matrix", f"{_text(matrix.get('name'))} ({_text(matrix.get('path'))})"])
-    run_rows.append(["cells", str(len(manifest.get("cells") or []))])
-    backend = manifest.get("backend") or {}
+    run_rows.append(["cells", str(len(manifest.cells))])
+    backend = manifest.backend
     run_rows += [[f"backend.{key}", _text(value)] for key, value in backend.items()]
-    host = manifest.get("host") or {}
+    host = manifest.host
     host_rows = [[key, _text(value)] for key, value in host.items()]
     python_rows = [
         [_text(info.get("label")), python, _text(info.get("version")), _text(info.get("variant")),
          _text(info.get("gil_disabled")), _text(info.get("config_args")), _text(info.get("cc")),
          _text(info.get("sha256")), _text(info.get("image") or info.get("executable"))]
-        for python, info in (manifest.get("pythons") or {}).items()
+        for python, info in manifest.pythons.items()
     ]  # fmt: skip
     blocks: list[Block] = [
         Heading(2, "Provenance"),
@@ -193,15 +193,18 @@ def report_blocks(
     plots: list[PlotOutcome],
 ) -> list[Block]:
     table = summary.frame
-    matrix = (run.manifest.get("matrix") or {}).get("name") or "?"
-    host = run.manifest.get("host") or {}
+    matrix = run.manifest.matrix.get("name") or "?"
+    host = run.manifest.host
     intro = (
         f"Matrix {matrix}: {int(table['n_records'].sum())} records in {len(table)} cell groups "
         f"on {host.get('cpu_model', 'an unnamed CPU')} ({host.get('cores', '?')} cores), "
-        f"started {run.manifest.get('started_at', '?')}."
+        f"started {run.manifest.started_at or '?'}."
     )
+    partial = run.completeness.sentence(run.run_id)
+    title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
     blocks: list[Block] = [
-        Heading(1, f"gilbench report: {run.run_id}"),
+        Heading(1, title),
+        *([Paragraph(f"Partial: {partial}")] if partial else []),
         Paragraph(intro),
         Heading(2, "Key findings"),
         Bullets(findings),

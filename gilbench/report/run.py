@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import shutil
 import tempfile
@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from gilbench import runfolder
+from gilbench.errors import GilbenchError
 from gilbench.report.aggregate import summarize
 from gilbench.report.document import to_html, to_markdown
 from gilbench.report.errors import NothingToPlot, ReportError
 from gilbench.report.findings import key_findings, unstable_warnings
-from gilbench.report.load import MANIFEST, load_run
+from gilbench.report.load import load_run
 from gilbench.report.plots import PLOTS
 from gilbench.report.render import PlotOutcome, report_blocks
 
@@ -33,6 +35,7 @@ class ReportResult:
     findings: list[str]  # key findings, most important first
     warnings: list[str]  # reader warnings, unstable groups, baseline notes, skipped plots
     summary: pd.DataFrame = field(repr=False)
+    partial: str = ""  # why the run is incomplete and how to finish it; "" when complete
 
     @property
     def report_md(self) -> Path:
@@ -75,16 +78,42 @@ def _move_into_place(staging: Path, run_dir: Path) -> list[Path]:
     return paths
 
 
+def _remove_outputs(run_dir: Path) -> None:
+    """Derived files that no longer match the records must not look current."""
+    for name in (SUMMARY_CSV, SUMMARY_PARQUET, REPORT_MD, REPORT_HTML):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / PLOTS_DIR, ignore_errors=True)
+
+
 def report_run(run_dir: Path, baseline: str | None = None) -> ReportResult:
     """Regenerate summary.csv/.parquet, report.md/.html and plots/ from records + manifest.
 
     `baseline` (a python label or id) makes that python's sequential the throughput
     reference for every build; by default each build is compared with the GIL build of its
-    version. Raises ReportError, having written nothing, when the run cannot be reported.
+    version. Raises ReportError when the run cannot be reported; then no earlier report is
+    left behind looking current.
     """
-    run = load_run(Path(run_dir))
+    run_dir = Path(run_dir)
+    try:
+        return _report(run_dir, baseline)
+    except BaseException as exc:
+        if run_dir.is_dir() and (run_dir / runfolder.MANIFEST).is_file():
+            _remove_outputs(run_dir)
+        if isinstance(exc, OSError):
+            why = ("the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                   else exc.strerror or str(exc))
+            raise ReportError(
+                f"Writing the report of {run_dir.name} failed ({why}); the records are "
+                "untouched, so run `invoke report` again once that is fixed."
+            ) from None
+        raise
+
+
+def _report(run_dir: Path, baseline: str | None) -> ReportResult:
+    run = load_run(run_dir)
     summary = summarize(run, baseline)
     findings = key_findings(summary)
+    partial = run.completeness.sentence(run.run_id)
     warnings = run.warnings + summary.notes + unstable_warnings(summary.frame)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.run_dir))
     try:
@@ -94,33 +123,17 @@ def report_run(run_dir: Path, baseline: str | None = None) -> ReportResult:
         _write_tables(summary.frame, staging)
         blocks = report_blocks(run, summary, findings, warnings, outcomes)
         (staging / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
-        title = f"gilbench report: {run.run_id}"
+        title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
         (staging / REPORT_HTML).write_text(to_html(blocks, title), encoding="utf-8")
         paths = _move_into_place(staging, run.run_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ReportResult(run.run_dir, paths, findings, warnings, summary.frame)
-
-
-def _started(run_dir: Path) -> str:
-    try:
-        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-        return str(manifest.get("started_at") or "")
-    except (OSError, ValueError, AttributeError):
-        return ""
+    return ReportResult(run.run_dir, paths, findings, warnings, summary.frame, partial)
 
 
 def newest_run(results_dir: Path) -> Path:
     """The run folder under results_dir that started last (by manifest, then by name)."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise ReportError(
-            f"Results folder {results_dir} does not exist; run `invoke experiment` first."
-        )
-    runs = [p for p in results_dir.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
-    if not runs:
-        raise ReportError(
-            f"{results_dir} holds no run folders (none has a {MANIFEST}); "
-            "run `invoke experiment` first."
-        )
-    return max(runs, key=lambda p: (_started(p), p.name))
+    try:
+        return runfolder.newest(Path(results_dir))
+    except GilbenchError as exc:
+        raise ReportError(str(exc)) from None

@@ -10,7 +10,7 @@ import pytest
 
 from gilbench.report import ReportError, load_run
 from gilbench.report.labels import format_mapping, short_configs
-from gilbench.report.schema import RECORD_SCHEMA_VERSION, UPGRADES, upgrade_record
+from gilbench.runfolder import RECORD_SCHEMA_VERSION, UPGRADES, _upgraded
 
 from .helpers import RUN_A, manifest, record, write_run
 
@@ -49,7 +49,8 @@ def test_v0_records_are_upgraded(tmp_path: Path) -> None:
         del old[name]
     old["schema_version"] = 0
     assert 0 in UPGRADES
-    upgraded = upgrade_record(dict(old))
+    upgraded, why = _upgraded(dict(old))
+    assert upgraded is not None, why
     assert upgraded["schema_version"] == RECORD_SCHEMA_VERSION
     assert upgraded["teardown_s"] is None and upgraded["total_s"] is None
     run = load_run(write_run(tmp_path / "run", manifest(), [old, record("threads", 2, 0, 0.5)]))
@@ -77,11 +78,11 @@ def test_empty_records(tmp_path: Path) -> None:
 def test_missing_records_file(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", manifest(), [])
     (run / "records.jsonl").unlink()
-    with pytest.raises(ReportError, match=r"has no records\.jsonl"):
+    with pytest.raises(ReportError, match="holds no complete records"):
         load_run(run)
 
 
-def test_truncated_last_line_is_ignored_with_a_warning(tmp_path: Path) -> None:
+def test_torn_last_line_is_ignored_with_a_warning(tmp_path: Path) -> None:
     run = write_run(
         tmp_path / "run", manifest(), [record("sequential", 1, i, 1.0) for i in range(3)]
     )
@@ -89,17 +90,61 @@ def test_truncated_last_line_is_ignored_with_a_warning(tmp_path: Path) -> None:
         handle.write(json.dumps(record("sequential", 1, 3, 1.0))[:57])
     loaded = load_run(run)
     assert len(loaded.frame) == 3
-    assert len(loaded.warnings) == 1 and "truncated last line (4)" in loaded.warnings[0]
+    assert len(loaded.warnings) == 1 and "unfinished last line (57 bytes)" in loaded.warnings[0]
 
 
-def test_damaged_middle_line_is_an_error(tmp_path: Path) -> None:
-    run = write_run(
-        tmp_path / "run", manifest(), [record("sequential", 1, i, 1.0) for i in range(2)]
-    )
-    text = (run / "records.jsonl").read_text()
-    (run / "records.jsonl").write_text("{broken\n" + text)
-    with pytest.raises(ReportError, match=r"Line 1 .* not valid JSON"):
-        load_run(run)
+def _damaged(tmp_path: Path, bad: object, match: str) -> None:
+    """A complete line that is not a valid record: left out and named by line number; the
+    valid records around it are reported."""
+    good = [record("sequential", 1, i, 1.0) for i in range(2)]
+    run = write_run(tmp_path / "run", manifest(), good)
+    text = (run / "records.jsonl").read_text().splitlines(keepends=True)
+    line = bad if isinstance(bad, str) else json.dumps(bad)
+    (run / "records.jsonl").write_text(text[0] + line + "\n" + text[1])
+    loaded = load_run(run)
+    assert loaded.frame["repetition"].tolist() == [0, 1]
+    (warning,) = loaded.warnings
+    assert "1 damaged line(s)" in warning and "line 2:" in warning, warning
+    assert match in warning, warning
+
+
+def test_damaged_middle_line_is_left_out_by_line_number(tmp_path: Path) -> None:
+    _damaged(tmp_path, "{broken", "not valid JSON")
+
+
+def test_newer_record_schema_is_damaged(tmp_path: Path) -> None:
+    _damaged(tmp_path, record("sequential", 1, 5, 1.0, schema_version=2),
+             "schema_version 2 is newer than the 1")
+
+
+def test_record_missing_a_field_is_damaged(tmp_path: Path) -> None:
+    broken = record("sequential", 1, 5, 1.0)
+    del broken["wall_s"]
+    _damaged(tmp_path, broken, "lacks wall_s")
+
+
+def test_unknown_status_is_damaged(tmp_path: Path) -> None:
+    _damaged(tmp_path, record("sequential", 1, 5, 1.0, status="meh"), "status 'meh'")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [("wall_s", "fast", "wall_s is 'fast', not a non-negative finite float"),
+     ("wall_s", -1.0, "wall_s is -1.0"),
+     ("peak_rss_kb", 1.5, "peak_rss_kb is 1.5, not a non-negative int"),
+     ("tasks_done", True, "tasks_done is True"),
+     ("gil_enabled", "yes", "gil_enabled is 'yes', not a bool"),
+     ("model_config", "gil=own", "model_config is 'gil=own', not an object")],
+)
+def test_bad_values_are_damaged_not_coerced(
+    tmp_path: Path, field: str, value: object, match: str
+) -> None:
+    _damaged(tmp_path, record("sequential", 1, 5, 1.0, **{field: value}), match)
+
+
+def test_nan_in_a_record_is_damaged(tmp_path: Path) -> None:
+    bad = json.dumps(record("sequential", 1, 5, 1.0)).replace('"wall_s": 1.0', '"wall_s": NaN')
+    _damaged(tmp_path, bad, "wall_s is nan")
 
 
 def test_newer_manifest_schema_is_refused(tmp_path: Path) -> None:
@@ -108,31 +153,10 @@ def test_newer_manifest_schema_is_refused(tmp_path: Path) -> None:
         load_run(run)
 
 
-def test_newer_record_schema_is_refused(tmp_path: Path) -> None:
-    records = [record("sequential", 1, 0, 1.0), record("sequential", 1, 1, 1.0, schema_version=2)]
-    run = write_run(tmp_path / "run", manifest(), records)
-    with pytest.raises(ReportError, match=r"Line 2 .* record schema_version 2, newer"):
-        load_run(run)
-
-
-def test_record_missing_a_field_is_refused(tmp_path: Path) -> None:
-    broken = record("sequential", 1, 0, 1.0)
-    del broken["wall_s"]
-    run = write_run(tmp_path / "run", manifest(), [broken])
-    with pytest.raises(ReportError, match="lacks wall_s"):
-        load_run(run)
-
-
-def test_unknown_status_is_refused(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run", manifest(), [record("sequential", 1, 0, 1.0, status="meh")])
-    with pytest.raises(ReportError, match="status 'meh'"):
-        load_run(run)
-
-
-def test_duplicate_repetitions_keep_the_last_with_a_warning(tmp_path: Path) -> None:
+def test_duplicate_repetitions_keep_the_first_with_a_warning(tmp_path: Path) -> None:
     records = [record("sequential", 1, 0, 1.0), record("sequential", 1, 0, 2.0)]
     loaded = load_run(write_run(tmp_path / "run", manifest(), records))
-    assert loaded.frame["wall_s"].tolist() == [2.0]
+    assert loaded.frame["wall_s"].tolist() == [1.0]
     assert any("repeat" in warning for warning in loaded.warnings)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import shutil
 from pathlib import Path
@@ -144,13 +145,13 @@ def test_truncated_last_line_warns_in_the_report(run_a: Path) -> None:
     with (run_a / "records.jsonl").open("a") as handle:
         handle.write('{"schema_version": 1, "run_id": "20261125T13')
     result = report_run(run_a)
-    assert len(result.warnings) == 1 and "truncated last line" in result.warnings[0]
+    assert len(result.warnings) == 1 and "unfinished last line" in result.warnings[0]
     assert "## Warnings" in result.report_md.read_text()
 
 
 @pytest.mark.parametrize(
     "damage",
-    ["empty records", "newer manifest", "newer record", "no manifest"],
+    ["empty records", "newer manifest", "no manifest"],
 )
 def test_failures_leave_no_outputs(tmp_path: Path, damage: str) -> None:
     run = Path(shutil.copytree(RUN_A, tmp_path / "run"))
@@ -161,10 +162,6 @@ def test_failures_leave_no_outputs(tmp_path: Path, damage: str) -> None:
         (run / "manifest.json").write_text(
             text.replace('"schema_version": 1', '"schema_version": 2', 1)
         )
-    elif damage == "newer record":
-        lines = (run / "records.jsonl").read_text().splitlines()
-        lines[5] = lines[5].replace('"schema_version": 1', '"schema_version": 3')
-        (run / "records.jsonl").write_text("\n".join(lines) + "\n")
     else:
         (run / "manifest.json").unlink()
     before = _listing(run)
@@ -173,23 +170,37 @@ def test_failures_leave_no_outputs(tmp_path: Path, damage: str) -> None:
     assert _listing(run) == before
 
 
-def test_previous_report_survives_a_failed_regeneration(
-    run_a: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("failure", "raised"),
+    [(RuntimeError("a bug"), RuntimeError),
+     (OSError(errno.ENOSPC, "No space left on device"), ReportError)],
+)
+def test_a_failed_regeneration_leaves_no_report_looking_current(
+    run_a: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception, raised: type
 ) -> None:
+    """Issue 7: the previous report no longer matches the records, so it goes; the raw
+    files stay as they were, and a full disk is one sentence."""
     report_run(run_a)
-    old = {p.name: p.read_bytes() for p in run_a.iterdir() if p.is_file()}
+    raw = {name: (run_a / name).read_bytes() for name in ("manifest.json", "records.jsonl")}
 
     def broken(*_args: object) -> list[Path]:
-        raise RuntimeError("disk full")
+        raise failure
 
     plots = dict(run_module.PLOTS)
     plots["memory"] = (broken, "Memory", "caption")
     monkeypatch.setattr(run_module, "PLOTS", plots)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(raised) as caught:
         report_run(run_a)
-    assert {p.name: p.read_bytes() for p in run_a.iterdir() if p.is_file()} == old
-    assert _listing(run_a / "plots") == PLOTS
-    assert not [p for p in run_a.iterdir() if p.name.startswith(".report-")]
+    if raised is ReportError:
+        assert str(caught.value) == (
+            f"Writing the report of {run_a.name} failed (the disk is full); the records are "
+            "untouched, so run `invoke report` again once that is fixed."
+        )
+    assert _listing(run_a) == set(raw)
+    assert {name: (run_a / name).read_bytes() for name in raw} == raw
+    monkeypatch.undo()
+    report_run(run_a)  # and it regenerates once the cause is gone
+    assert (run_a / "report.html").is_file()
 
 
 def test_missing_run_folder(tmp_path: Path) -> None:

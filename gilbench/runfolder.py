@@ -1,0 +1,471 @@
+"""The run folder, `results/<run-id>/`: the one module that reads and writes it.
+
+- `manifest.json`: the run (a `Manifest`), replaced atomically (temp file, fsync, rename).
+- `records.jsonl`: append-only, one record (experiments/records.py) per line, synced per
+  record. One rule for every reader and writer: only newline-terminated lines are records.
+  Bytes after the last newline are a torn tail (a kill or a full disk mid-write); readers
+  ignore it and the writer cuts it off before appending, so a bad line never ends up in
+  the middle. A complete line that is not a valid record is *damaged*: it is reported by
+  line number and does not count, so `--resume` measures that repetition again.
+- `run.lock`: held (flock) by the one process running or resuming the run; it names that
+  process. The kernel drops the lock when the process dies, so a stale lock is simply
+  taken over.
+
+Every disk failure leaves through GilbenchError with one sentence and the run intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from experiments import records as schema
+from gilbench.errors import GilbenchError
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+LOCK = "run.lock"
+MANIFEST_SCHEMA_VERSION = 1
+RECORD_SCHEMA_VERSION = schema.SCHEMA_VERSION
+
+Record = dict[str, Any]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def _disk_error(exc: OSError, run_dir: Path, doing: str) -> GilbenchError:
+    """One sentence for an OSError while touching a run folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return GilbenchError(
+            f"The disk holding {run_dir} is full while {doing}; every record up to the last "
+            f"complete one is kept: free some space and run `invoke experiment --resume "
+            f"{run_dir.name}`."
+        )
+    return GilbenchError(f"Cannot {doing} in {run_dir} ({exc.strerror or exc}).")
+
+
+# --- finding runs -------------------------------------------------------------------------
+
+def find(results_dir: Path, name: str) -> Path:
+    """A run given by id (a folder of results_dir) or by path (as the shell means it)."""
+    for candidate in (Path(name).expanduser(), results_dir / name):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    if Path(name).expanduser().is_dir():
+        raise GilbenchError(f"{name} is not a gilbench run (it has no {MANIFEST}).")
+    raise GilbenchError(
+        f"There is no run {name!r} (looked in {results_dir}); `ls {results_dir}` lists the runs."
+    )
+
+
+def _started(run_dir: Path) -> str:
+    try:
+        return read_manifest(run_dir).started_at
+    except GilbenchError:
+        return ""
+
+
+def newest(results_dir: Path) -> Path:
+    """The run under results_dir that started last (by manifest, then by name)."""
+    if not results_dir.is_dir():
+        raise GilbenchError(
+            f"Results folder {results_dir} does not exist; run `invoke experiment` first."
+        )
+    runs = [p for p in results_dir.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
+    if not runs:
+        raise GilbenchError(
+            f"{results_dir} holds no run folders (none has a {MANIFEST}); "
+            "run `invoke experiment` first."
+        )
+    return max(runs, key=lambda p: (_started(p), p.name))
+
+
+def create(results_dir: Path, run_id: str) -> Path:
+    run_dir = results_dir / run_id
+    if results_dir.exists() and not results_dir.is_dir():
+        raise GilbenchError(
+            f"The results folder {results_dir} is a file; move it away or set "
+            "gilbench.results_dir to a folder."
+        )
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise GilbenchError(
+            f"Cannot create the run folder {run_dir} ({exc.strerror or exc}); set "
+            "gilbench.results_dir to a writable folder."
+        ) from None
+    return run_dir
+
+
+# --- the manifest --------------------------------------------------------------------------
+
+@dataclass
+class Manifest:
+    """manifest.json (docs/run-format.md). Keys this version does not know are kept."""
+
+    run_id: str
+    started_at: str = ""
+    finished_at: str | None = None
+    resumed_at: list[str] = field(default_factory=list)
+    tool_version: str = ""
+    experiments_hash: str = ""
+    command: str = ""
+    matrix: dict[str, Any] = field(default_factory=dict)
+    order: dict[str, Any] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)  # in run order
+    limits: dict[str, Any] = field(default_factory=dict)
+    backend: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    pythons: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        return {"schema_version": data.pop("schema_version"), **data, **extra}
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Manifest:
+        if not isinstance(data, dict):
+            raise GilbenchError(f"{path} does not hold a JSON object; restore it or rerun.")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise GilbenchError(f"{path} has no integer schema_version; it is not a gilbench "
+                                "manifest.")
+        if version > MANIFEST_SCHEMA_VERSION:
+            raise GilbenchError(
+                f"{path} has schema_version {version}, newer than the "
+                f"{MANIFEST_SCHEMA_VERSION} this gilbench reads; use the gilbench that wrote it."
+            )
+        if version < MANIFEST_SCHEMA_VERSION:
+            raise GilbenchError(f"{path} has schema_version {version}, older than any this "
+                                "gilbench can read; rerun the experiment.")
+        if not isinstance(data.get("run_id"), str) or not data["run_id"]:
+            raise GilbenchError(f"{path} has no run_id; restore it or rerun the experiment.")
+        for name, value in data.items():
+            kind = _MANIFEST_TYPES.get(name)
+            if kind is not None and not isinstance(value, kind):
+                raise GilbenchError(
+                    f"{path}: '{name}' is a {type(value).__name__}, not what a gilbench "
+                    "manifest holds there; restore it or rerun the experiment."
+                )
+        for i, cell in enumerate(data.get("cells", [])):
+            if not (isinstance(cell, dict) and isinstance(cell.get("cell_id"), str)
+                    and isinstance(cell.get("repetitions"), list)
+                    and all(isinstance(r, int) for r in cell["repetitions"])):
+                raise GilbenchError(
+                    f"{path}: cells[{i}] lacks a cell_id or a list of repetitions; restore "
+                    "the manifest or rerun the experiment."
+                )
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+_MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "run_id": str, "started_at": str, "finished_at": (str, type(None)), "resumed_at": list,
+    "tool_version": str, "experiments_hash": str, "command": str, "matrix": dict,
+    "order": dict, "cells": list, "limits": dict, "backend": dict, "host": dict,
+    "pythons": dict, "schema_version": int,
+}  # fmt: skip
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    path = run_dir / MANIFEST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GilbenchError(
+            f"{run_dir} has no {MANIFEST}, so it is not a gilbench run folder; pass a folder "
+            "written by `invoke experiment`."
+        ) from None
+    except UnicodeDecodeError:
+        raise GilbenchError(f"{path} is not UTF-8 text; restore it or rerun.") from None
+    except OSError as exc:
+        raise _disk_error(exc, run_dir, f"reading {MANIFEST}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GilbenchError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); restore it or rerun "
+            "the experiment."
+        ) from None
+    return Manifest.from_json(data, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    """Replace manifest.json atomically: a reader sees the old one or the new one."""
+    text = json.dumps(manifest.to_json(), indent=2, allow_nan=False) + "\n"
+    tmp = None
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=run_dir)
+        tmp = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(run_dir / MANIFEST)
+        tmp = None
+        _fsync_dir(run_dir)
+    except OSError as exc:
+        raise _disk_error(exc, run_dir, f"writing {MANIFEST}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+# --- records -------------------------------------------------------------------------------
+
+def _v0_to_v1(record: Record) -> Record:
+    """v0 (the draft before docs/contract.md) timed no teardown, so it had no teardown_s
+    or total_s, and no transport; end-to-end time is unknown rather than startup + wall."""
+    upgraded = dict(record)
+    upgraded.setdefault("teardown_s", None)
+    upgraded.setdefault("total_s", None)
+    upgraded.setdefault("transport", None)
+    upgraded["schema_version"] = 1
+    return upgraded
+
+
+# version -> function turning a record of that version into one of the next version.
+UPGRADES: dict[int, Callable[[Record], Record]] = {0: _v0_to_v1}
+
+
+def _oldest_readable() -> int:
+    version = RECORD_SCHEMA_VERSION
+    while version - 1 in UPGRADES:
+        version -= 1
+    return version
+
+
+def _upgraded(record: Any) -> tuple[Record | None, str]:
+    """(the record at the current schema version, "") or (None, why it is damaged)."""
+    if not isinstance(record, dict):
+        return None, "it is not a JSON object"
+    version = record.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None, "it has no integer schema_version"
+    if version > RECORD_SCHEMA_VERSION:
+        return None, (f"its schema_version {version} is newer than the {RECORD_SCHEMA_VERSION} "
+                      "this gilbench reads")
+    if version < _oldest_readable():
+        return None, f"its schema_version {version} is older than any this gilbench upgrades"
+    while record["schema_version"] < RECORD_SCHEMA_VERSION:
+        record = UPGRADES[record["schema_version"]](record)
+    problems = schema.problems(record)
+    return (None, "; ".join(problems)) if problems else (record, "")
+
+
+@dataclass
+class Records:
+    """What records.jsonl holds: valid records in file order, and what was not one."""
+
+    path: Path
+    records: list[Record] = field(default_factory=list)
+    damaged: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+    torn_tail: int = 0  # bytes after the last newline
+
+    def warnings(self) -> list[str]:
+        found = []
+        if self.damaged:
+            shown = "; ".join(f"line {n}: {why}" for n, why in self.damaged[:5])
+            more = f" (and {len(self.damaged) - 5} more)" if len(self.damaged) > 5 else ""
+            found.append(
+                f"{len(self.damaged)} damaged line(s) in {self.path} were left out ({shown}"
+                f"{more}); `invoke experiment --resume {self.path.parent.name}` measures "
+                "those repetitions again."
+            )
+        if self.torn_tail:
+            found.append(
+                f"Ignored an unfinished last line ({self.torn_tail} bytes) of {self.path}: the "
+                "run was interrupted while writing it."
+            )
+        return found
+
+
+def read_records(run_dir: Path) -> Records:
+    path = run_dir / RECORDS
+    result = Records(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return result
+    except OSError as exc:
+        raise _disk_error(exc, run_dir, f"reading {RECORDS}") from None
+    complete, _, tail = data.rpartition(b"\n")
+    result.torn_tail = len(tail)
+    if not complete and not data.endswith(b"\n"):
+        return result
+    for number, raw in enumerate(complete.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            result.damaged.append((number, "it is not UTF-8 text"))
+            continue
+        except json.JSONDecodeError as exc:
+            result.damaged.append((number, f"it is not valid JSON ({exc.msg})"))
+            continue
+        record, why = _upgraded(parsed)
+        if record is None:
+            result.damaged.append((number, why))
+        else:
+            result.records.append(record)
+    return result
+
+
+class RecordWriter:
+    """Appends records, each made durable before append() returns. Opening it cuts a torn
+    tail back to the last complete record, so new records never follow a broken line."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        path = run_dir / RECORDS
+        try:
+            self.file: IO[bytes] = path.open("ab")
+            size = self.file.seek(0, os.SEEK_END)
+            if size:
+                with path.open("rb") as reader:
+                    reader.seek(max(0, size - (1 << 20)))
+                    chunk = reader.read()
+                keep = size - len(chunk) + chunk.rfind(b"\n") + 1 if b"\n" in chunk else 0
+                if keep != size:
+                    self.file.truncate(keep)
+                    os.fsync(self.file.fileno())
+            self.size = self.file.seek(0, os.SEEK_END)
+        except OSError as exc:
+            raise _disk_error(exc, run_dir, f"opening {RECORDS}") from None
+
+    def append(self, record: Record) -> None:
+        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        try:
+            self.file.write(line)
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError as exc:
+            # Take back whatever part of the line reached the file, so the last line on
+            # disk is a complete record (best effort: the tail rule covers the rest).
+            with contextlib.suppress(OSError):
+                self.file.truncate(self.size)
+                os.fsync(self.file.fileno())
+            raise _disk_error(exc, self.run_dir, f"appending to {RECORDS}") from None
+        self.size += len(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+
+
+# --- what is done, what is missing -----------------------------------------------------------
+
+def pending_cells(manifest: Manifest, records: list[Record]) -> list[dict[str, Any]]:
+    """The manifest's cells, each with only the repetitions that have no valid record."""
+    done: dict[str, set[int]] = {}
+    for record in records:
+        done.setdefault(record["cell_id"], set()).add(record["repetition"])
+    pending = []
+    for cell in manifest.cells:
+        missing = [r for r in cell["repetitions"] if r not in done.get(cell["cell_id"], set())]
+        if missing:
+            pending.append({**cell, "repetitions": missing})
+    return pending
+
+
+@dataclass(frozen=True)
+class Completeness:
+    planned: int  # repetitions the manifest plans
+    missing: int  # planned repetitions without a valid record
+    finished: bool  # the manifest says the run ended
+    running: str | None  # who holds the run's lock now, if anyone
+
+    @property
+    def partial(self) -> bool:
+        return self.missing > 0 or not self.finished
+
+    def sentence(self, run_id: str) -> str:
+        """'' for a complete run; otherwise what is missing and how to finish it."""
+        if not self.partial:
+            return ""
+        if self.running:
+            return (f"Run {run_id} is still running ({self.running}); {self.missing} of "
+                    f"{self.planned} repetitions have no record yet, so this report is partial.")
+        return (f"Run {run_id} is incomplete: {self.missing} of {self.planned} planned "
+                f"repetitions have no record, so this report is partial; finish it with "
+                f"`invoke experiment --resume {run_id}`.")
+
+
+def completeness(run_dir: Path, manifest: Manifest, records: list[Record]) -> Completeness:
+    missing = sum(len(cell["repetitions"]) for cell in pending_cells(manifest, records))
+    planned = sum(len(cell["repetitions"]) for cell in manifest.cells)
+    return Completeness(planned, missing, manifest.finished_at is not None, holder(run_dir))
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+def holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock ('process 1234 on host, since ...'), or None."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        with contextlib.suppress(OSError):
+            text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            return text or "another process"
+        return "another process"
+    finally:
+        os.close(fd)
+    return None
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run for this process; a second one is refused with the holder's PID."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _disk_error(exc, run_dir, f"creating {LOCK}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise GilbenchError(
+                f"Run {run_dir.name} is in use by {who}; wait for it to finish, or stop that "
+                "process and resume the run."
+            ) from None
+        me = f"process {os.getpid()} on {os.uname().nodename}, since {now()}"
+        with contextlib.suppress(OSError):  # the name is a courtesy; the flock is the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
