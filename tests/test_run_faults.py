@@ -1,0 +1,172 @@
+"""Issue 7 end to end: faults around a real run (native 3.12) through the real command line.
+Each leaves a run that `--resume` finishes and `report` reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from gilbench import runfolder
+from tests.conftest import REPO, invoke, require
+
+# Small and steady: 12 repetitions of 50-80 ms each, so a test can act mid-run.
+MATRIX = """
+order = "matrix"
+workers = [2]
+repetitions = 6
+warmups = 0
+timeout_s = 60
+[models.sequential]
+[models.threads]
+[workloads.io]
+ms = 40
+tasks = 2
+"""
+
+
+def _start(tmp_path: Path, python: Path, results: Path) -> subprocess.Popen[str]:
+    (tmp_path / "m.toml").write_text(MATRIX)
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", "experiment", "--matrix", str(tmp_path / "m.toml"),
+         "--python", str(python)], cwd=REPO, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "INVOKE_GILBENCH_RESULTS_DIR": str(results)},
+    )
+
+
+def _wait_for_records(results: Path, count: int) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for path in results.glob("*/records.jsonl"):
+            if path.read_bytes().count(b"\n") >= count:
+                return path.parent
+        time.sleep(0.02)
+    raise AssertionError("the run never produced records")
+
+
+def _killed_run(tmp_path: Path, python: Path, after: int = 3) -> Path:
+    results = tmp_path / "results"
+    proc = _start(tmp_path, python, results)
+    run_dir = _wait_for_records(results, after)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    return run_dir
+
+
+def _env(run_dir: Path) -> dict[str, str]:
+    return {"INVOKE_GILBENCH_RESULTS_DIR": str(run_dir.parent)}
+
+
+def _assert_complete(run_dir: Path) -> None:
+    manifest = runfolder.read_manifest(run_dir)
+    read = runfolder.read_records(run_dir)
+    planned = Counter((c["cell_id"], r) for c in manifest.cells for r in c["repetitions"])
+    assert Counter((r["cell_id"], r["repetition"]) for r in read.records) == planned
+    assert not read.damaged and not read.torn_tail and manifest.finished_at is not None
+
+
+def _one_sentence(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_torn_write_then_resume_then_report(python312: Path, tmp_path: Path) -> None:
+    run_dir = _killed_run(tmp_path, python312)
+    with (run_dir / "records.jsonl").open("a") as handle:  # a kill in the middle of a write
+        handle.write('{"schema_version": 1, "run_id": "')
+
+    partial = invoke("report", "--run", str(run_dir), env=_env(run_dir))
+    assert partial.returncode == 0, partial.stderr
+    assert f"finish it with `invoke experiment --resume {run_dir.name}`" in partial.stdout
+    assert "(partial)" in (run_dir / "report.html").read_text()
+    assert "is incomplete:" in (run_dir / "report.md").read_text()
+
+    resumed = invoke("experiment", "--resume", run_dir.name, env=_env(run_dir))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _assert_complete(run_dir)
+    final = invoke("report", "--run", run_dir.name, env=_env(run_dir))
+    assert final.returncode == 0, final.stderr
+    assert "partial" not in final.stdout and "unfinished" not in final.stdout
+    assert "is incomplete" not in (run_dir / "report.md").read_text()
+
+
+def test_concurrent_resumes_cannot_duplicate_a_record(python312: Path, tmp_path: Path) -> None:
+    run_dir = _killed_run(tmp_path, python312)
+    command = [sys.executable, "-m", "invoke", "experiment", "--resume", run_dir.name]
+    env = {**os.environ, **_env(run_dir)}
+    procs = [subprocess.Popen(command, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(2)]
+    results = [subprocess.CompletedProcess(p.args, p.wait(), *p.communicate()) for p in procs]
+    assert sorted(r.returncode for r in results) == [0, 1], results
+    refused = next(r for r in results if r.returncode == 1)
+    assert _one_sentence(refused).startswith(f"error: Run {run_dir.name} is in use by process ")
+    _assert_complete(run_dir)
+
+
+def test_resume_of_a_live_run_is_refused(python312: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = _start(tmp_path, python312, results)
+    run_dir = _wait_for_records(results, 1)
+    second = invoke("experiment", "--resume", run_dir.name, env=_env(run_dir))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert f"in use by process {proc.pid} on " in _one_sentence(second)
+    _assert_complete(run_dir)
+
+
+def test_interrupt_names_the_run_to_resume(python312: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = _start(tmp_path, python312, results)
+    run_dir = _wait_for_records(results, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"invoke experiment --resume {run_dir.name}" in err and "Traceback" not in err
+
+
+def test_disk_full_mid_run_then_free_resume_report(python312: Path, tmp_path: Path) -> None:
+    """A real full disk: a tmpfs holds the results; it fills up after a few records."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    require(mounted.returncode == 0, f"cannot mount a tmpfs (needs root): {mounted.stderr}")
+    try:
+        proc = _start(tmp_path, python312, disk)
+        run_dir = _wait_for_records(disk, 2)
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        out, err = proc.communicate(timeout=120)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        sentence = _one_sentence(done)
+        assert f"The disk holding {run_dir} is full" in sentence
+        assert sentence.endswith(f"`invoke experiment --resume {run_dir.name}`.")
+        kept = runfolder.read_records(run_dir)
+        assert kept.records and not kept.damaged
+        assert (run_dir / "records.jsonl").read_bytes().endswith(b"\n")
+
+        filler.unlink()
+        resumed = invoke("experiment", "--resume", run_dir.name, env=_env(run_dir))
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        _assert_complete(run_dir)
+        report = invoke("report", "--run", run_dir.name, env=_env(run_dir))
+        assert report.returncode == 0, report.stderr
+        assert json.loads((run_dir / "manifest.json").read_text())["finished_at"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
