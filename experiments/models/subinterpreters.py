@@ -116,9 +116,11 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     payload = workloads.make_payload(params) if transfer else None
     start = ready = done = time.perf_counter()
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(workers)]
+    started: list[threading.Thread] = []
     try:
         for t in threads:
             t.start()
+            started.append(t)
         for _ in range(workers):
             if events.next() == b"E":
                 error = events.error_line()
@@ -143,7 +145,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
             events.unblock_all(workers, params["tasks"])
         else:
             os.write(events.release_w, b"Q" * workers)
-        for t in threads:
+        for t in started:  # a thread that could not start has nothing to join
             t.join()
         end = time.perf_counter()
     finally:

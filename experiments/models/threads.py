@@ -61,8 +61,18 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         threading.Thread(target=_work, args=(workload, params, n, inboxes[i], out, go, abort))
         for i, n in enumerate(counts)
     ]
-    for t in threads:
-        t.start()
+    started: list[threading.Thread] = []
+    try:
+        for t in threads:
+            t.start()
+            started.append(t)
+    except RuntimeError as exc:  # "can't start new thread": release the ones waiting
+        abort.append(True)
+        go.set()
+        for t in started:
+            t.join()
+        raise WorkerError(f"could start only {len(started)} of {workers} threads "
+                          f"({describe(exc)})") from None
     error = ""
     for _ in range(workers):
         kind, value = out.get()

@@ -168,3 +168,32 @@ def test_sweep_of_every_subinterpreter_flag_keeps_the_driver_alive(
             assert record["status"] in ("ok", "crashed", "invalid", "timeout")
         else:
             assert ok_or_creation_flake(record), (config, record["message"])
+
+
+def test_threads_that_cannot_start_fail_fast(target_python: Path, tmp_path: Path) -> None:
+    """Issue 7: a worker count past what the host allows ("can't start new thread") is
+    recorded as invalid at once; the threads already started are released instead of
+    holding the cell until its timeout. The address-space limit makes thread stacks
+    run out for real."""
+    import resource
+    import time
+
+    cells = [cell(f"many-{model}", model, "io", workers=400, repetitions=[0], timeout_s=60,
+                  workload_params={"ms": 10, "tasks": 400},
+                  model_config={"gil": "own"} if model == "subinterpreters" else {})
+             for model in ("threads", "subinterpreters")]
+    (tmp_path / "cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1_000_000_000, 1_000_000_000))
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(target_python), "-E", "-s", "-m", "experiments.driver", str(tmp_path / "cells.jsonl")],
+        cwd=REPO, capture_output=True, text=True, timeout=120, preexec_fn=limit, check=False)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 30, done.stderr
+    for record in map(json.loads, done.stdout.splitlines()):
+        assert_well_formed(record)
+        assert record["status"] == "invalid", record
+        assert "can't start new thread" in record["message"], record
