@@ -308,7 +308,11 @@ def compare_runs(run_a: Path, run_b: Path, out_dir: Path | None = None) -> Compa
             f"Runs {loaded_a.run_id} and {loaded_b.run_id} share no cell (same workload, "
             "params, model, config and workers); compare runs of overlapping matrices."
         )
-    notes = [f"Run A: {w}" for w in loaded_a.warnings] + [f"Run B: {w}" for w in loaded_b.warnings]
+    notes = [
+        f"Run {side}: {w}"
+        for side, run in (("A", loaded_a), ("B", loaded_b))
+        for w in [run.completeness.sentence(run.run_id), *run.warnings] if w
+    ]
     blind = cells[~cells["detectable"] & (cells["n_a"] > 0) & (cells["n_b"] > 0)]
     if len(blind):
         notes.append(
