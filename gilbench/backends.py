@@ -44,7 +44,7 @@ class Backend(ABC):
 
     @abstractmethod
     def runner(
-        self, target: Target, log_path: Path, *, cpuset: str = "", memory: str = "",
+        self, target: Target, log_path: Path, *, cpuset: str = "", memory: str | None = None,
         max_workers: int | None = None,
     ) -> Runner:
         """A Runner for one target under these limits (memory ignored where not applied)."""
@@ -73,6 +73,11 @@ def register(cls: B) -> B:
 
 def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
+
+
+def help_text() -> str:
+    """Every backend with its one-clause summary, for --backend help texts."""
+    return " or ".join(backend.summary for backend in REGISTRY.values())
 
 
 def get(name: str) -> Backend:
@@ -118,7 +123,7 @@ class DockerBackend(Backend):
         return DockerBuilder(cache_dir, jobs, base_image)
 
     def runner(
-        self, target: Target, log_path: Path, *, cpuset: str = "", memory: str = "",
+        self, target: Target, log_path: Path, *, cpuset: str = "", memory: str | None = None,
         max_workers: int | None = None,
     ) -> Runner:
         from gilbench.runners import DockerRunner
@@ -165,7 +170,7 @@ class NativeBackend(Backend):
         return builder
 
     def runner(
-        self, target: Target, log_path: Path, *, cpuset: str = "", memory: str = "",
+        self, target: Target, log_path: Path, *, cpuset: str = "", memory: str | None = None,
         max_workers: int | None = None,
     ) -> Runner:
         from gilbench.runners import NativeRunner

@@ -348,7 +348,7 @@ class DockerRunner(Runner):
     name = backends.DockerBackend.name
 
     def __init__(
-        self, target: Target, log_path: Path, cpuset: str, memory: str,
+        self, target: Target, log_path: Path, cpuset: str, memory: str | None,
         max_workers: int | None = None,
     ) -> None:
         super().__init__(target, log_path)

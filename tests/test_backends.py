@@ -18,6 +18,7 @@ def test_registry_names_every_backend_once() -> None:
     for name in backends.names():
         backend = backends.get(name)
         assert backend.name == name and backend.summary.startswith(name)
+    assert backends.help_text().startswith("docker (") and " or native (" in backends.help_text()
     with pytest.raises(ValueError, match="registered twice"):
         backends.register(type(backends.get("native")))
 
