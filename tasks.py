@@ -11,10 +11,20 @@ from typing import Any
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.program import Program
 from invoke.tasks import task
 
 from gilbench.errors import GilbenchError
-from gilbench.paths import REPO, default_cache_dir
+from gilbench.paths import REPO, default_cache_dir, ensure_dir
+from gilbench.paths import results_dir as resolve_results_dir
+
+# The defaults; invoke.yaml (in a checkout), ~/.invoke.yaml and INVOKE_GILBENCH_*
+# override them. tests/test_cli_install.py checks that invoke.yaml says the same.
+DEFAULTS: dict[str, Any] = {
+    "python": "3.12", "variant": "pgo", "backend": "docker",
+    "base_image": "debian:bookworm-20250520-slim", "cache_dir": None, "source_cache": None,
+    "results_dir": "results", "matrix": "default", "jobs": None, "memory": "8g",
+}
 
 
 @contextmanager
@@ -41,8 +51,26 @@ def settings(c: Context) -> dict[str, Any]:
     conf["source_cache"] = (
         Path(conf["source_cache"]) if conf.get("source_cache") else conf["cache_dir"] / "sources"
     )
-    conf["results_dir"] = REPO / str(conf.get("results_dir") or "results")
+    conf["results_dir"] = resolve_results_dir(conf.get("results_dir"))
     return conf
+
+
+def _int_flag(text: str, flag: str, example: str) -> int:
+    """A whole-number flag, declared as str so that `--jobs abc` is one sentence, not a
+    ValueError from invoke's own coercion."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise GilbenchError(f"--{flag} {text!r} must be a whole number, e.g. --{flag} {example}."
+                            ) from None
+
+
+def _float_flag(text: str, flag: str, example: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise GilbenchError(f"--{flag} {text!r} must be a number, e.g. --{flag} {example}."
+                            ) from None
 
 
 @task(
@@ -63,20 +91,30 @@ def settings(c: Context) -> dict[str, Any]:
 )
 def build(
     c: Context, python: str = "", variant: str = "", configure_arg: list[str] | None = None,
-    source: str = "", backend: str = "", base_image: str = "", jobs: int = 0,
+    source: str = "", backend: str = "", base_image: str = "", jobs: str = "",
 ) -> None:
-    """Build CPython from pinned, verified sources (PGO by default); a no-op if built."""
+    """Build CPython from pinned, verified sources (PGO by default); a no-op if built.
+
+    With --source the tarball decides the version; a --python that disagrees with it is
+    refused. Flags that move where CPython installs (--prefix, --libdir, ...) are refused.
+    """
     from gilbench.build import BuildOptions, run_build
     from gilbench.console import PhaseProgress, console
 
     conf = settings(c)
-    options = BuildOptions(
-        python=python or conf["python"], variant=variant or conf["variant"],
-        backend=backend or conf["backend"], cache_dir=conf["cache_dir"],
-        source_cache=conf["source_cache"], base_image=base_image or conf["base_image"],
-        extra_args=tuple(configure_arg or ()), source=Path(source) if source else None,
-        jobs=jobs or conf.get("jobs"),
-    )
+    with user_errors():
+        make_jobs = _int_flag(jobs, "jobs", "4") if jobs else conf.get("jobs")
+        if make_jobs is not None and (not isinstance(make_jobs, int) or make_jobs < 1):
+            raise GilbenchError(f"--jobs must be at least 1, got {make_jobs!r}.")
+        options = BuildOptions(
+            # With --source only an explicit --python is checked against the tarball.
+            python=python or (None if source else conf["python"]),
+            variant=variant or conf["variant"],
+            backend=backend or conf["backend"], cache_dir=conf["cache_dir"],
+            source_cache=conf["source_cache"], base_image=base_image or conf["base_image"],
+            extra_args=tuple(configure_arg or ()),
+            source=Path(source).expanduser().absolute() if source else None, jobs=make_jobs,
+        )
     with user_errors(), PhaseProgress("building CPython") as progress:
         result = run_build(options, progress)
     record = result.record
@@ -151,22 +189,29 @@ def _int_list(text: str, flag: str) -> list[int]:
         "workers": "Single-cell run: worker counts, e.g. 1,2,4 (default 1,2).",
         "config": "Single-cell run: a model setting, e.g. gil=own,shared (repeatable).",
         "param": "Single-cell run: a workload parameter, e.g. n=25 (repeatable).",
-        "repetitions": "Single-cell run: recorded repetitions per cell (default 5).",
-        "warmups": "Single-cell run: unrecorded warmups per cell (default 1).",
-        "timeout": "Single-cell run: seconds before a cell is recorded as timeout (default 120).",
-        "resume": "Finish the interrupted run RUN (a run id or folder); nothing else is needed.",
+        "repetitions": "Single-cell run: recorded repetitions per cell, 1-10000 (default 5).",
+        "warmups": "Single-cell run: unrecorded warmups per cell, 0-1000 (default 1).",
+        "timeout": "Single-cell run: seconds before a cell is recorded as timeout, up to 86400 "
+        "(default 120).",
+        "resume": "Finish the interrupted run RUN (a run id or folder) as it was started: no "
+        "matrix, cell or python flags with it.",
         "cpuset": "Docker CPU set for the run's container (default: every usable core).",
         "memory": "Docker memory limit for the run's container (default gilbench.memory).",
     },
 )
 def experiment(
     c: Context, matrix: Any = None, python: list[str] | None = None, backend: str = "",
-    model: str = "", workload: str = "", workers: str = "1,2",
-    config: list[str] | None = None, param: list[str] | None = None, repetitions: int = 5,
-    warmups: int = 1, timeout: float = 120.0, resume: str = "", cpuset: str = "",
+    model: str = "", workload: str = "", workers: str = "",
+    config: list[str] | None = None, param: list[str] | None = None, repetitions: str = "",
+    warmups: str = "", timeout: str = "", resume: str = "", cpuset: str = "",
     memory: str = "",
 ) -> None:
-    """Run a matrix (or one cell from flags) against built or native interpreters."""
+    """Run a matrix (or one cell from flags) against built or native interpreters.
+
+    Flags that would be ignored are refused instead: --resume takes no matrix, cell or
+    python flags (the run keeps its own), and the single-cell flags (--workers, --config,
+    --param, --repetitions, --warmups, --timeout) need --model and --workload.
+    """
     import os
     import shlex
     import sys
@@ -179,8 +224,17 @@ def experiment(
     cores = sorted(os.sched_getaffinity(0))
     limits = run.Limits(cpuset or ",".join(map(str, cores)), memory or str(conf["memory"]))
     command = "invoke " + shlex.join(sys.argv[1:])
+    cell_flags = {"--workers": workers, "--config": config, "--param": param,
+                  "--repetitions": repetitions, "--warmups": warmups, "--timeout": timeout}
     with user_errors():
         if resume:
+            _refuse_given(
+                {"--matrix": matrix is not None, "--python": python, "--backend": backend,
+                 "--model": model, "--workload": workload, **cell_flags},
+                "cannot be given with --resume, which finishes a run with the matrix, cells "
+                "and pythons it started with; drop {them}, or start a new run without "
+                "--resume",
+            )
             run_dir = _run_dir(conf, resume)
             with RunProgress() as progress:
                 run.resume(run_dir, limits if (cpuset or memory) else None, progress)
@@ -188,13 +242,28 @@ def experiment(
             if model or workload:
                 if not (model and workload):
                     raise GilbenchError("A single-cell run needs both --model and --workload.")
+                if matrix is not None:
+                    raise GilbenchError(
+                        "--matrix cannot be given with --model/--workload: a run is either a "
+                        "matrix or one cell from flags; drop one of them."
+                    )
                 chosen = matrices.single_cell(
-                    model, workload, _int_list(workers, "workers"), _axes(config or [], "config"),
-                    _axes(param or [], "param"), repetitions, warmups, timeout,
+                    model, workload, _int_list(workers or "1,2", "workers"),
+                    _axes(config or [], "config"), _axes(param or [], "param"),
+                    _int_flag(repetitions, "repetitions", "5") if repetitions else 5,
+                    _int_flag(warmups, "warmups", "1") if warmups else 1,
+                    _float_flag(timeout, "timeout", "120") if timeout else 120.0,
                 )
             else:
+                _refuse_given(
+                    cell_flags,
+                    "only {apply} to a single-cell run (--model and --workload); a matrix "
+                    "sets {them} in its file",
+                )
                 name = matrix if isinstance(matrix, str) and matrix else conf["matrix"]
                 chosen = matrices.load(name)
+            ensure_dir(conf["results_dir"], "results folder",
+                       "gilbench.results_dir (invoke.yaml or INVOKE_GILBENCH_RESULTS_DIR)")
             specs = python or chosen.pythons or [conf["python"]]
             resolved = [
                 targets.resolve(spec, backend or conf["backend"], conf["variant"],
@@ -205,6 +274,18 @@ def experiment(
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
                                     progress)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
+
+
+def _refuse_given(flags: dict[str, Any], why: str) -> None:
+    """Refuse the flags that were given (truthy), naming them: `why` may say {them} and
+    {apply}, which agree with how many there are."""
+    given = [flag for flag, value in flags.items() if value]
+    if given:
+        names = " and ".join(given) if len(given) <= 2 else (
+            ", ".join(given[:-1]) + " and " + given[-1])
+        one = len(given) == 1
+        reason = why.format(them="it" if one else "them", apply="applies" if one else "apply")
+        raise GilbenchError(f"{names} {reason}.")
 
 
 def _run_dir(conf: dict[str, Any], name: str) -> Path:
@@ -265,12 +346,42 @@ def test(c: Context, pytest_args: str = "") -> None:
         c.run(f"{sys.executable} -m pytest {pytest_args}", echo=True)
 
 
-@task(name="all", help={"matrix": "Matrix to run (default: gilbench.matrix, i.e. default)."})
-def all_(c: Context, matrix: str = "") -> None:
-    """The main job: build the default CPython, run the matrix on it, write the report."""
-    build(c)
-    experiment(c, matrix=matrix or True)
+def _is_path(spec: str) -> bool:
+    """A native interpreter path rather than a build spec ('3.13.5/freethreaded')."""
+    return "/" in spec and not spec.split("/", 1)[0].replace(".", "").isdigit()
+
+
+@task(
+    name="all",
+    help={
+        "matrix": "Matrix to run (default: gilbench.matrix, i.e. default).",
+        "python": "A CPython version to build and measure ('3.13.5', '3.13/freethreaded'), or "
+        "the path of a native python to measure without building (default: gilbench.python).",
+        "backend": "docker (default) or native: where the build is made and looked up.",
+    },
+)
+def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> None:
+    """The main job: build CPython, run the matrix on it, write the report.
+
+    --python VERSION[/VARIANT] builds that version (and variant) with --backend, then
+    measures it. --python PATH measures that native interpreter: there is nothing to
+    build, so the build step is skipped (and says so); --backend then has no effect on the
+    run. Without --python the default version is built and the matrix's pythons measured.
+    """
+    from gilbench.console import console
+
+    if python and _is_path(python):
+        console.print(f"[yellow]skipping the build[/yellow]: --python {python} is a native "
+                      "interpreter, measured as it is.")
+    else:
+        version, _, variant = python.partition("/")
+        build(c, python=version, variant=variant, backend=backend)
+    experiment(c, matrix=matrix or True, python=[python] if python else None, backend=backend)
     report(c)
 
 
 ns = Collection(build, doctor, experiment, report, compare, test, all_)
+ns.configure({"gilbench": DEFAULTS})
+
+# `gilbench TASK` once installed (pip install .): the same tasks, from any folder.
+program = Program(namespace=ns, name="gilbench", binary="gilbench", version="0.1.0")

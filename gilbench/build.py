@@ -19,13 +19,16 @@ from gilbench.buildspec import (
     recipe_hash,
 )
 from gilbench.errors import BackendUnavailable, GilbenchError
+from gilbench.paths import ensure_dir
 from gilbench.sources import Source
 from gilbench.versions import Lock, resolve_variant
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    python: str | None  # "3.12", "3.13.5"; None: the lock's default
+    # "3.12", "3.13.5"; None: the lock's default (or, with `source`, the tarball's
+    # version). With `source`, a given python must agree with the tarball.
+    python: str | None
     variant: str
     backend: str
     cache_dir: Path
@@ -55,16 +58,21 @@ def get_builder(options: BuildOptions) -> Builder:
 
 def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
     """Build (or reuse) one CPython: resolve, verify, build, smoke-check, record."""
+    # Every user input is checked before anything is fetched, hashed or built.
+    extra_args = check_extra_args(options.extra_args)
+    ensure_dir(options.cache_dir, "cache folder", "GILBENCH_CACHE_DIR (or gilbench.cache_dir)")
+    ensure_dir(options.source_cache, "source cache",
+               "gilbench.source_cache (or GILBENCH_CACHE_DIR)")
     lock = Lock.load()
     given: Source | None = None
     if options.source is not None:
-        given = sources.from_file(options.source, lock, options.source_cache)
+        given = sources.from_file(options.source, lock, options.source_cache, options.python)
         version, sha256 = given.version, given.sha256
     else:
         release = lock.resolve(options.python)
         version, sha256 = release.version, release.sha256
     variant = resolve_variant(options.variant, version)
-    args = variant.configure_args + check_extra_args(options.extra_args)
+    args = variant.configure_args + extra_args
     builder = get_builder(options)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -25,6 +25,25 @@ PHASE_MARK = "::gilbench-phase:: "
 WARNING_MARK = "::gilbench-warning:: "
 _SAFE_ARG = re.compile(r"^--[A-Za-z0-9][A-Za-z0-9_.,=+/:-]*$")
 
+# configure options that gilbench decides itself, with why. configure accepts any unique
+# abbreviation (`--pref=/etc` is `--prefix=/etc`), so a flag is refused when its name is
+# the start of one of these. --with-platlibdir is allowed: it renames lib/ inside the
+# prefix and moves nothing out of it.
+_INSTALL_DIRS = ("--prefix", "--exec-prefix", "--bindir", "--sbindir", "--libexecdir",
+                 "--sysconfdir", "--sharedstatedir", "--localstatedir", "--runstatedir",
+                 "--libdir", "--includedir", "--oldincludedir", "--datarootdir", "--datadir",
+                 "--infodir", "--localedir", "--mandir", "--docdir", "--htmldir", "--dvidir",
+                 "--pdfdir", "--psdir")
+RESERVED_ARGS: dict[str, str] = {
+    **{name: "would move where the build installs (gilbench installs each build into its "
+       "own prefix)" for name in _INSTALL_DIRS},
+    "--program-prefix": "would rename the interpreter gilbench looks for",
+    "--program-suffix": "would rename the interpreter gilbench looks for",
+    "--program-transform-name": "would rename the interpreter gilbench looks for",
+    "--srcdir": "would build other sources than the verified tarball",
+    "--cache-file": "would write configure's cache outside the build",
+}
+
 # on_event(kind, text): kind is "phase" (a new phase starts), "warning" or "log".
 EventSink = Callable[[str, str], None]
 
@@ -45,6 +64,12 @@ def check_extra_args(args: Iterable[str]) -> tuple[str, ...]:
                 f"Extra configure flag {arg!r} is not a single --flag without spaces or quotes; "
                 "pass each flag separately, e.g. --configure-arg=--with-lto."
             )
+        name = arg.split("=", 1)[0]
+        for reserved, why in RESERVED_ARGS.items():
+            if reserved.startswith(name):
+                raise GilbenchError(
+                    f"Extra configure flag {arg!r} is refused: {reserved} {why}; leave it out."
+                )
     return checked
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gilbench import engine, hostinfo
+from gilbench.paths import dir_problem
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ def check_docker(info: dict[str, Any] | None) -> Check:
     return Check("docker engine", "ok",
                  f"server {info.get('ServerVersion')}, storage {info.get('Driver')}, "
                  f"root {info.get('DockerRootDir')}")
+
+
+def check_cache_disk(cache_dir: Path, need_gib: float = 5.0) -> Check:
+    """The cache folder must be (or become) a writable folder, with room for builds."""
+    if (problem := dir_problem(cache_dir)) is not None:
+        return Check("disk (cache)", "fail", f"cache folder unusable: {problem}",
+                     "point GILBENCH_CACHE_DIR (or gilbench.cache_dir) at a writable folder")
+    return check_disk(cache_dir, need_gib, name="disk (cache)")
 
 
 def check_disk(where: Path, need_gib: float = 5.0, name: str = "disk space") -> Check:
@@ -82,6 +91,9 @@ def check_mmdebstrap() -> Check:
 
 
 def check_source_cache(source_cache: Path) -> Check:
+    if (problem := dir_problem(source_cache)) is not None:
+        return Check("source cache", "fail", f"unusable: {problem}",
+                     "point gilbench.source_cache (or GILBENCH_CACHE_DIR) at a writable folder")
     tarballs = sorted(p.name for p in source_cache.glob("Python-*.tar.*"))
     if not tarballs:
         return Check("source cache", "warn", f"{source_cache} holds no tarballs",
@@ -92,7 +104,7 @@ def check_source_cache(source_cache: Path) -> Check:
 
 def run_all(cache_dir: Path, source_cache: Path) -> list[Check]:
     info = docker_info()
-    checks = [check_docker(info), check_disk(cache_dir, name="disk (cache)")]
+    checks = [check_docker(info), check_cache_disk(cache_dir)]
     if info and info.get("DockerRootDir"):  # where the images go
         checks.append(check_disk(Path(info["DockerRootDir"]), need_gib=10, name="disk (docker)"))
     more: list[Callable[[], Check]] = [check_cores, check_load, check_governor,

@@ -19,6 +19,11 @@
 
     order = "shuffled"              # default: cells run in a seeded random order, so a host
                                     # that drifts does not bias one model; "matrix": as listed
+
+Bounds (a value outside is refused with one sentence; NaN and infinity, which TOML
+allows, are refused too): repetitions 1..10000, warmups 0..1000, workers 1..1024
+(above that threads, processes and sub-interpreters exhaust ordinary hosts' limits
+before they measure anything), timeout_s above 0 and at most 86400 (one day).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +42,10 @@ from gilbench.errors import GilbenchError
 from gilbench.paths import MATRICES_DIR
 
 ORDERS = ("shuffled", "matrix")
+REPETITIONS = (1, 10_000)
+WARMUPS = (0, 1_000)
+WORKERS = (1, 1_024)
+MAX_TIMEOUT_S = 86_400.0
 TOP_KEYS = {"description", "workers", "repetitions", "warmups", "timeout_s", "pythons", "order",
             "models", "workloads", "exclude"}
 
@@ -62,9 +72,15 @@ def available() -> list[str]:
 
 
 def find(name_or_path: str) -> Path:
-    """A matrix by name (experiments/matrices/NAME.toml) or by path."""
-    candidate = Path(name_or_path)
+    """A matrix by name (experiments/matrices/NAME.toml) or by path (relative paths are
+    relative to the current directory, i.e. where the user typed them)."""
+    candidate = Path(name_or_path).expanduser()
     if candidate.suffix == ".toml" or "/" in name_or_path:
+        if candidate.is_dir():
+            raise GilbenchError(
+                f"Matrix path {candidate} is a folder; give a .toml file (or a matrix name: "
+                f"{', '.join(available())})."
+            )
         if not candidate.is_file():
             raise GilbenchError(f"Matrix file {candidate} does not exist.")
         return candidate
@@ -79,7 +95,15 @@ def find(name_or_path: str) -> Path:
 
 def load(name_or_path: str) -> Matrix:
     path = find(name_or_path)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GilbenchError(
+            f"Matrix {path} is not UTF-8 text (byte {exc.start} cannot be decoded); save it "
+            "as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise GilbenchError(f"Matrix {path} cannot be read: {exc.strerror or exc}.") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -91,14 +115,30 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _positive_int(where: str, key: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise GilbenchError(f"{where}: '{key}' must be an integer >= {minimum}, got {value!r}.")
+def _bounded_int(where: str, key: str, value: Any, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise GilbenchError(
+            f"{where}: '{key}' must be an integer from {low} to {high}, got {value!r}."
+        )
     return value
 
 
-def parse(data: dict[str, Any], name: str, path: Path | None = None, text: str = "") -> Matrix:
-    where = f"Matrix {path or name}"
+def _timeout(where: str, value: Any) -> float:
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S):
+        raise GilbenchError(
+            f"{where}: 'timeout_s' must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT_S:.0f} (one day), got {value!r}."
+        )
+    return float(value)
+
+
+def parse(
+    data: dict[str, Any], name: str, path: Path | None = None, text: str = "",
+    where: str = "",
+) -> Matrix:
+    where = where or f"Matrix {path or name}"
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise GilbenchError(
@@ -106,15 +146,16 @@ def parse(data: dict[str, Any], name: str, path: Path | None = None, text: str =
         )
     models = _axes_tables(where, "models", data.get("models"), catalog.MODELS, "config")
     workloads = _axes_tables(where, "workloads", data.get("workloads"), catalog.WORKLOADS, "params")
-    workers = [_positive_int(where, "workers", w, 1) for w in _as_list(data.get("workers", [1]))]
+    workers = [_bounded_int(where, "workers", w, WORKERS)
+               for w in _as_list(data.get("workers", [1]))]
+    if not workers:
+        raise GilbenchError(f"{where}: 'workers' must list at least one worker count.")
     exclude = []
     for i, entry in enumerate(data.get("exclude", [])):
         if not isinstance(entry, dict):
             raise GilbenchError(f"{where}: 'exclude[{i}]' must be a table.")
         exclude.append({key: _as_list(value) for key, value in entry.items()})
-    timeout = data.get("timeout_s", 120)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise GilbenchError(f"{where}: 'timeout_s' must be a positive number, got {timeout!r}.")
+    timeout = _timeout(where, data.get("timeout_s", 120))
     order = data.get("order", "shuffled")
     if order not in ORDERS:
         raise GilbenchError(f"{where}: 'order' must be one of {', '.join(ORDERS)}, got {order!r}.")
@@ -124,9 +165,9 @@ def parse(data: dict[str, Any], name: str, path: Path | None = None, text: str =
     return Matrix(
         name=name, path=path, text=text, description=str(data.get("description", "")),
         models=models, workloads=workloads, workers=workers,
-        repetitions=_positive_int(where, "repetitions", data.get("repetitions", 5), 1),
-        warmups=_positive_int(where, "warmups", data.get("warmups", 1), 0),
-        timeout_s=float(timeout), pythons=pythons, exclude=exclude, order=order,
+        repetitions=_bounded_int(where, "repetitions", data.get("repetitions", 5), REPETITIONS),
+        warmups=_bounded_int(where, "warmups", data.get("warmups", 1), WARMUPS),
+        timeout_s=timeout, pythons=pythons, exclude=exclude, order=order,
     )
 
 
@@ -224,5 +265,7 @@ def single_cell(
     """A matrix from command-line flags: `invoke experiment --model ... --workload ...`."""
     data = {"models": {model: config}, "workloads": {workload: params}, "workers": workers,
             "repetitions": repetitions, "warmups": warmups, "timeout_s": timeout_s}
+    where = "The command line (single-cell run)"
+    _timeout(where, timeout_s)  # before json.dumps, which would write NaN as a bare NaN
     text = json.dumps(data, sort_keys=True)
-    return parse(data, name="command-line", text=text)
+    return parse(data, name="command-line", text=text, where=where)

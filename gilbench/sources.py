@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gilbench.errors import GilbenchError
-from gilbench.versions import Lock, Release, version_from_tarball_name, version_key
+from gilbench.versions import (
+    Lock,
+    Release,
+    version_from_tarball_name,
+    version_key,
+    version_matches,
+)
 
 
 @dataclass(frozen=True)
@@ -77,28 +83,50 @@ def fetch(release: Release, cache_dir: Path, timeout: float = 30.0) -> Source:
     return Source(cached, release.version, release.sha256, "url", True)
 
 
-def tarball_version(path: Path) -> str | None:
-    """The X.Y.Z of a CPython tarball, from its file name or its top directory."""
-    if version := version_from_tarball_name(path):
-        return version
+def _top_directory_version(path: Path) -> str | None:
+    """The X.Y.Z of the tarball's top folder (Python-X.Y.Z/), or None."""
     try:
         with tarfile.open(path) as tar:
             first = tar.next()
-    except (tarfile.TarError, OSError):
+    except (tarfile.TarError, OSError, EOFError, ValueError):
         return None
     if first is None:
         return None
     return version_from_tarball_name(Path(first.name.split("/")[0] + ".tar.xz"))
 
 
-def from_file(path: Path, lock: Lock, cache_dir: Path) -> Source:
-    """A user-given tarball: verified if its version is locked, else its hash recorded."""
+def tarball_version(path: Path) -> str | None:
+    """The X.Y.Z of a CPython tarball, from its top folder or else its file name; a name
+    that contradicts the folder inside is refused."""
+    inside = _top_directory_version(path)
+    named = version_from_tarball_name(path)
+    if inside and named and inside != named:
+        raise GilbenchError(
+            f"--source {path} is named for CPython {named} but holds Python-{inside}/; "
+            "rename it or give the right tarball."
+        )
+    return inside or named
+
+
+def from_file(path: Path, lock: Lock, cache_dir: Path, wanted: str | None = None) -> Source:
+    """A user-given tarball: verified if its version is locked, else its hash recorded.
+
+    `wanted` is an explicit --python spec ('3.13', '3.13.5'); a tarball of another version
+    is refused rather than silently built.
+    """
+    if path.is_dir():
+        raise GilbenchError(f"--source {path} is a folder; give the path of a CPython tarball.")
     if not path.is_file():
         raise GilbenchError(f"--source {path} is not a file; give the path of a CPython tarball.")
     version = tarball_version(path)
     if version is None:
         raise GilbenchError(
             f"Cannot tell which CPython version {path} holds; name it Python-X.Y.Z.tar.xz."
+        )
+    if wanted is not None and not version_matches(wanted, version):
+        raise GilbenchError(
+            f"--source {path} holds CPython {version} but --python asks for {wanted}; drop "
+            "--python (the tarball decides the version) or give a tarball of that version."
         )
     if version_key(version)[:2] < (3, 12):
         raise GilbenchError(f"{path} is CPython {version}; gilbench needs 3.12 or newer.")

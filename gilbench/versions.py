@@ -116,6 +116,15 @@ def resolve_variant(name: str, version: str) -> Variant:
     return variant
 
 
+def version_matches(spec: str, version: str) -> bool:
+    """Whether a --python spec asks for `version`: '3.13' matches 3.13.x, '3.13.5' only
+    itself."""
+    spec = spec.strip()
+    if spec == version:
+        return True
+    return bool(re.fullmatch(r"\d+\.\d+", spec)) and version.startswith(spec + ".")
+
+
 def version_from_tarball_name(path: Path) -> str | None:
     """Python-3.13.5.tar.xz or python3.13_3.13.5.orig.tar.xz -> '3.13.5'."""
     match = re.search(r"(\d+\.\d+\.\d+)(?:\.orig)?\.t(?:ar\.)?(?:xz|gz|bz2|gz)$", path.name)

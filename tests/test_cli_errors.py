@@ -31,7 +31,7 @@ def assert_refused(result: object, *fragments: str) -> None:
         (["experiment", "--model", "greenlets", "--workload", "fib", "--python", "/bin/sh"],
          ["'models.greenlets' is unknown"]),
         (["experiment", "--model", "threads", "--workload", "fib", "--workers", "0",
-          "--python", "/bin/sh"], ["'workers' must be an integer >= 1"]),
+          "--python", "/bin/sh"], ["'workers' must be an integer from 1 to 1024"]),
         (["experiment", "--resume", "no-such-run"], ["There is no run 'no-such-run'"]),
         (["report", "--run", "no-such-run"], ["There is no run 'no-such-run'"]),
     ],

@@ -30,3 +30,23 @@ def test_disk_and_cache_checks_name_a_fix(tmp_path: Path) -> None:
     assert empty.status == "warn" and "--source FILE" in empty.fix
     (tmp_path / "Python-3.13.5.tar.xz").write_bytes(b"x")
     assert doctor.check_source_cache(tmp_path).status == "ok"
+
+
+def test_cache_that_is_a_file_fails_the_cache_disk_check(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    check = doctor.check_cache_disk(cache)
+    assert check.status == "fail" and "is a file, not a folder" in check.detail
+    assert "GILBENCH_CACHE_DIR" in check.fix
+    below = doctor.check_source_cache(cache / "sources")
+    assert below.status == "fail" and "on its way, is a file" in below.detail
+    assert doctor.check_cache_disk(tmp_path / "new" / "cache").status == "ok"
+
+
+def test_doctor_command_fails_when_the_cache_is_a_file(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    result = invoke("doctor", env={"GILBENCH_CACHE_DIR": str(cache)})
+    assert result.returncode == 1
+    assert "fail  disk (cache)" in result.stdout and "is a file" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

@@ -65,12 +65,31 @@ def test_excludes(tmp_path: Path) -> None:
         ("[models.threads]\n[workloads.sudoku]\n", "'workloads.sudoku' is unknown"),
         ("[models.threads]\ncolour = 1\n[workloads.fib]\n", "'models.threads.colour' is not a"),
         ("[models.threads]\n[workloads.fib]\nsize = 3\n", "'workloads.fib.size' is not a fib"),
-        ("workers = [0]\n[models.threads]\n[workloads.fib]\n", "'workers' must be an integer >= 1"),
+        ("workers = [0]\n[models.threads]\n[workloads.fib]\n",
+         "'workers' must be an integer from 1 to 1024, got 0"),
+        ("workers = [100000]\n[models.threads]\n[workloads.fib]\n",
+         "'workers' must be an integer from 1 to 1024, got 100000"),
+        ("workers = []\n[models.threads]\n[workloads.fib]\n", "'workers' must list at least"),
+        ("repetitions = 1000000000\n[models.threads]\n[workloads.fib]\n",
+         "'repetitions' must be an integer from 1 to 10000, got 1000000000"),
+        ("repetitions = 0\n[models.threads]\n[workloads.fib]\n",
+         "'repetitions' must be an integer from 1 to 10000"),
+        ("repetitions = 2.5\n[models.threads]\n[workloads.fib]\n",
+         "'repetitions' must be an integer"),
+        ("warmups = 1001\n[models.threads]\n[workloads.fib]\n",
+         "'warmups' must be an integer from 0 to 1000"),
+        ("warmups = -1\n[models.threads]\n[workloads.fib]\n",
+         "'warmups' must be an integer from 0 to 1000"),
+        ("timeout_s = nan\n[models.threads]\n[workloads.fib]\n", "'timeout_s' must be a number"),
+        ("timeout_s = inf\n[models.threads]\n[workloads.fib]\n", "'timeout_s' must be a number"),
+        ("timeout_s = -inf\n[models.threads]\n[workloads.fib]\n", "'timeout_s' must be a number"),
+        ("timeout_s = 86401\n[models.threads]\n[workloads.fib]\n", "at most 86400 (one day)"),
+        ("timeout_s = true\n[models.threads]\n[workloads.fib]\n", "'timeout_s' must be a number"),
         ("[models.subinterpreters]\ngil = \"maybe\"\n[workloads.fib]\n",
          "'model_config.gil' must be one of"),
         ("[models.threads]\n[workloads.fib]\nn = -1\n", "'workload_params.n' must be"),
         ("timeout_s = 0\n[models.threads]\n[workloads.fib]\n",
-         "'timeout_s' must be a positive number"),
+         "'timeout_s' must be a number of seconds above 0"),
         ("[workloads.fib]\n", "'models' must be a non-empty table"),
         ('order = "random"\n[models.threads]\n[workloads.fib]\n', "'order' must be one of"),
         ("this is = not toml ]", "is not valid TOML"),
@@ -82,6 +101,35 @@ def test_bad_matrices_name_file_and_key(tmp_path: Path, text: str, message: str)
         matrix.expand(matrix.load(path), {"p": "p"})
     assert message in str(err.value)
     assert path in str(err.value)
+
+
+def test_bounds_are_inclusive(tmp_path: Path) -> None:
+    text = ("workers = [1, 1024]\nrepetitions = 10000\nwarmups = 1000\ntimeout_s = 86400\n"
+            "[models.threads]\n[workloads.fib]\n")
+    loaded = matrix.load(write(tmp_path, text))
+    assert (loaded.workers, loaded.repetitions, loaded.warmups, loaded.timeout_s) == (
+        [1, 1024], 10000, 1000, 86400.0)
+
+
+def test_single_cell_refuses_nan_before_writing_json() -> None:
+    with pytest.raises(GilbenchError, match="The command line .*'timeout_s' must be"):
+        matrix.single_cell("threads", "fib", [1], {}, {}, 1, 0, float("nan"))
+
+
+def test_matrix_not_utf8_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('description = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(GilbenchError, match=r"latin1.toml is not UTF-8 text \(byte 18"):
+        matrix.load(str(path))
+
+
+def test_matrix_path_that_is_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "m.toml"
+    folder.mkdir()
+    with pytest.raises(GilbenchError, match="is a folder; give a .toml file"):
+        matrix.load(str(folder))
+    with pytest.raises(GilbenchError, match="is a folder"):
+        matrix.load(str(tmp_path) + "/")
 
 
 def test_unknown_matrix_name_lists_the_known() -> None:

@@ -121,3 +121,28 @@ def test_source_file_too_old_or_missing(tmp_path: Path) -> None:
         from_file(old, Lock.load(), tmp_path / "c")
     with pytest.raises(GilbenchError, match="is not a file"):
         from_file(tmp_path / "nope.tar.xz", Lock.load(), tmp_path / "c")
+
+
+def test_source_file_contradicting_python_is_refused_before_hashing(tmp_path: Path) -> None:
+    tarball = tmp_path / "Python-3.13.5.tar.xz"
+    make_tarball(tarball, "3.13.5")  # not the real one: a lock check would say so instead
+    for wanted in ("3.12", "3.99", "3.13.4"):
+        with pytest.raises(GilbenchError, match=re.escape(
+                f"holds CPython 3.13.5 but --python asks for {wanted}")):
+            from_file(tarball, Lock.load(), tmp_path / "cache", wanted)
+    with pytest.raises(GilbenchError, match="does not match the lock"):
+        from_file(tarball, Lock.load(), tmp_path / "cache", "3.13")  # agrees: goes on
+    assert not (tmp_path / "cache").exists()
+
+
+def test_source_file_named_for_another_version_is_refused(tmp_path: Path) -> None:
+    tarball = tmp_path / "Python-3.13.5.tar.xz"
+    make_tarball(tarball, "3.99.1")
+    with pytest.raises(GilbenchError, match=re.escape(
+            "is named for CPython 3.13.5 but holds Python-3.99.1/")):
+        from_file(tarball, Lock.load(), tmp_path / "cache")
+
+
+def test_source_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(GilbenchError, match="is a folder; give the path of a CPython tarball"):
+        from_file(tmp_path, Lock.load(), tmp_path / "cache")

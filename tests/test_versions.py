@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from gilbench.errors import GilbenchError
-from gilbench.versions import Lock, resolve_variant, version_from_tarball_name
+from gilbench.versions import (
+    Lock,
+    resolve_variant,
+    version_from_tarball_name,
+    version_matches,
+)
 
 
 def test_real_lock_defaults_to_newest_312() -> None:
@@ -60,3 +65,13 @@ def test_variants() -> None:
 )
 def test_version_from_tarball_name(name: str, version: str | None) -> None:
     assert version_from_tarball_name(Path(name)) == version
+
+
+@pytest.mark.parametrize(
+    ("spec", "version", "matches"),
+    [("3.13", "3.13.5", True), ("3.13.5", "3.13.5", True), ("3.12", "3.13.5", False),
+     ("3.1", "3.13.5", False), ("3.13.1", "3.13.5", False), ("3.99", "3.13.5", False),
+     ("3", "3.13.5", False), ("latest", "3.13.5", False)],
+)
+def test_version_matches(spec: str, version: str, matches: bool) -> None:
+    assert version_matches(spec, version) is matches
