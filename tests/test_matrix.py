@@ -112,7 +112,7 @@ def test_bounds_are_inclusive(tmp_path: Path) -> None:
 
 
 def test_single_cell_refuses_nan_before_writing_json() -> None:
-    with pytest.raises(GilbenchError, match="The command line .*'timeout_s' must be"):
+    with pytest.raises(GilbenchError, match=r"The command line .*'timeout_s' must be"):
         matrix.single_cell("threads", "fib", [1], {}, {}, 1, 0, float("nan"))
 
 
@@ -126,7 +126,7 @@ def test_matrix_not_utf8_is_one_sentence(tmp_path: Path) -> None:
 def test_matrix_path_that_is_a_folder(tmp_path: Path) -> None:
     folder = tmp_path / "m.toml"
     folder.mkdir()
-    with pytest.raises(GilbenchError, match="is a folder; give a .toml file"):
+    with pytest.raises(GilbenchError, match=r"is a folder; give a \.toml file"):
         matrix.load(str(folder))
     with pytest.raises(GilbenchError, match="is a folder"):
         matrix.load(str(tmp_path) + "/")
