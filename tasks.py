@@ -205,7 +205,7 @@ def experiment(
     config: list[str] | None = None, param: list[str] | None = None, repetitions: str = "",
     warmups: str = "", timeout: str = "", resume: str = "", cpuset: str = "",
     memory: str = "",
-) -> None:
+) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
     Flags that would be ignored are refused instead: --resume takes no matrix, cell or
@@ -274,6 +274,7 @@ def experiment(
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
                                     progress)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
+    return run_dir
 
 
 def _refuse_given(flags: dict[str, Any], why: str) -> None:
@@ -376,8 +377,9 @@ def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> N
     else:
         version, _, variant = python.partition("/")
         build(c, python=version, variant=variant, backend=backend)
-    experiment(c, matrix=matrix or True, python=[python] if python else None, backend=backend)
-    report(c)
+    run_dir = experiment(c, matrix=matrix or True, python=[python] if python else None,
+                         backend=backend)
+    report(c, run=str(run_dir))  # this run, even if another one started meanwhile
 
 
 ns = Collection(build, doctor, experiment, report, compare, test, all_)
