@@ -105,7 +105,8 @@ def build(
     with user_errors():
         make_jobs = _int_flag(jobs, "jobs", "4") if jobs else conf.get("jobs")
         if make_jobs is not None and (not isinstance(make_jobs, int) or make_jobs < 1):
-            raise GilbenchError(f"--jobs must be at least 1, got {make_jobs!r}.")
+            raise GilbenchError(f"The number of make jobs (--jobs, or gilbench.jobs) must be a "
+                                f"whole number of at least 1, got {make_jobs!r}.")
         options = BuildOptions(
             # With --source only an explicit --python is checked against the tarball.
             python=python or (None if source else conf["python"]),
@@ -270,6 +271,10 @@ def experiment(
                                 conf["cache_dir"])
                 for spec in specs
             ]
+            # The memory limit is applied by Docker only: a run of native pythons has none
+            # unless --memory asks for one (which run.start refuses, rather than record it).
+            if not memory and all(target.kind != "docker" for target in resolved):
+                limits = run.Limits(limits.cpuset, None)
             with RunProgress() as progress:
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
                                     progress)

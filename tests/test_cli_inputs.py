@@ -20,7 +20,7 @@ SINGLE = ["experiment", "--model", "threads", "--workload", "fib", "--python", "
     [
         # Numbers that are not numbers (invoke's own int/float coercion used to raise).
         (["build", "--jobs", "abc"], ["--jobs 'abc' must be a whole number"]),
-        (["build", "--jobs", "0"], ["--jobs must be at least 1"]),
+        (["build", "--jobs", "0"], ["make jobs (--jobs, or gilbench.jobs) must be a whole number"]),
         ([*SINGLE, "--repetitions", "abc"], ["--repetitions 'abc' must be a whole number"]),
         ([*SINGLE, "--warmups", "abc"], ["--warmups 'abc' must be a whole number"]),
         ([*SINGLE, "--timeout", "abc"], ["--timeout 'abc' must be a number"]),
