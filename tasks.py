@@ -33,8 +33,12 @@ def user_errors() -> Iterator[None]:
     import docker.errors
     import requests
 
+    from gilbench.errors import Interrupted
+
     try:
         yield
+    except Interrupted as exc:  # names the run and the command that finishes it
+        raise Exit(str(exc), code=130) from None
     except GilbenchError as exc:  # ReportError included
         raise Exit(f"error: {exc}", code=1) from None
     except (docker.errors.DockerException, requests.RequestException) as exc:
@@ -295,15 +299,10 @@ def _refuse_given(flags: dict[str, Any], why: str) -> None:
 
 
 def _run_dir(conf: dict[str, Any], name: str) -> Path:
-    path = Path(name)
-    if not path.is_dir():
-        path = conf["results_dir"] / name
-    if not path.is_dir():
-        raise GilbenchError(
-            f"There is no run {name!r} (looked in {conf['results_dir']}); "
-            "`ls results/` lists the runs."
-        )
-    return path
+    """A run by id (in the results folder) or by path (as the user's shell means it)."""
+    from gilbench import runfolder
+
+    return runfolder.find(conf["results_dir"], name)
 
 
 # invoke has no optional positionals, so the run is a flag: `invoke report --run RUN`.
@@ -317,6 +316,8 @@ def report(c: Context, run: str = "") -> None:
     with user_errors():
         run_dir = _run_dir(conf, run) if run else newest_run(conf["results_dir"])
         result = report_run(run_dir)
+    if result.partial:
+        console.print(f"[bold yellow]{result.partial}[/bold yellow]")
     for finding in result.findings:
         console.print(f"• {finding}")
     for warning in result.warnings:

@@ -262,7 +262,9 @@ def _stream(
             got += 1
         if not expected:
             return
-        # The driver ended with repetitions unreported: it died (OOM kill, a signal).
+        # The driver ended with repetitions unreported: it died (OOM kill, a signal), or
+        # could not write its log because the disk is full, which is no result of the cell.
+        runfolder.check_space(run_dir, "the driver ran")
         if not runner.alive() or (got == 0 and pending is not cells):
             raise GilbenchError(
                 f"The driver for {runner.target.label} stopped and cannot go on (see "

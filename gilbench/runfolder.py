@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from experiments import records as schema
 from gilbench.errors import GilbenchError
@@ -58,6 +58,17 @@ def _disk_error(exc: OSError, run_dir: Path, doing: str) -> GilbenchError:
             f"{run_dir.name}`."
         )
     return GilbenchError(f"Cannot {doing} in {run_dir} ({exc.strerror or exc}).")
+
+
+def check_space(run_dir: Path, doing: str) -> None:
+    """Raise the full-disk sentence when the run's disk has (almost) no room left: then a
+    dying driver is a symptom of the disk (its log could not be written), not a result."""
+    try:
+        stat = os.statvfs(run_dir)
+    except OSError:
+        return
+    if stat.f_bavail * stat.f_frsize < 64 * 1024:
+        raise _disk_error(OSError(errno.ENOSPC, "No space left on device"), run_dir, doing)
 
 
 # --- finding runs -------------------------------------------------------------------------
@@ -342,44 +353,44 @@ def read_records(run_dir: Path) -> Records:
 
 class RecordWriter:
     """Appends records, each made durable before append() returns. Opening it cuts a torn
-    tail back to the last complete record, so new records never follow a broken line."""
+    tail back to the last complete record, so new records never follow a broken line.
+    Unbuffered on purpose: after a failed write nothing may linger in a buffer that a
+    later flush (or close) would append as a torn line."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         path = run_dir / RECORDS
         try:
-            self.file: IO[bytes] = path.open("ab")
-            size = self.file.seek(0, os.SEEK_END)
-            if size:
-                with path.open("rb") as reader:
-                    reader.seek(max(0, size - (1 << 20)))
-                    chunk = reader.read()
-                keep = size - len(chunk) + chunk.rfind(b"\n") + 1 if b"\n" in chunk else 0
-                if keep != size:
-                    self.file.truncate(keep)
-                    os.fsync(self.file.fileno())
-            self.size = self.file.seek(0, os.SEEK_END)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            size = os.fstat(self.fd).st_size
+            tail = os.pread(self.fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+            keep = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            if keep != size:
+                os.ftruncate(self.fd, keep)
+                os.fsync(self.fd)
+            self.size = keep
         except OSError as exc:
             raise _disk_error(exc, run_dir, f"opening {RECORDS}") from None
 
     def append(self, record: Record) -> None:
-        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        line = memoryview((json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode())
         try:
-            self.file.write(line)
-            self.file.flush()
-            os.fsync(self.file.fileno())
+            written = 0
+            while written < len(line):
+                written += os.write(self.fd, line[written:])
+            os.fsync(self.fd)
         except OSError as exc:
-            # Take back whatever part of the line reached the file, so the last line on
-            # disk is a complete record (best effort: the tail rule covers the rest).
+            # Take back the part of the line that reached the file, so the last line on
+            # disk is a complete record (best effort: the torn-tail rule covers the rest).
             with contextlib.suppress(OSError):
-                self.file.truncate(self.size)
-                os.fsync(self.file.fileno())
+                os.ftruncate(self.fd, self.size)
+                os.fsync(self.fd)
             raise _disk_error(exc, self.run_dir, f"appending to {RECORDS}") from None
         self.size += len(line)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            self.file.close()
+            os.close(self.fd)
 
 
 # --- what is done, what is missing -----------------------------------------------------------

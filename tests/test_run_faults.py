@@ -30,8 +30,8 @@ tasks = 2
 """
 
 
-def _start(tmp_path: Path, python: Path, results: Path) -> subprocess.Popen[str]:
-    (tmp_path / "m.toml").write_text(MATRIX)
+def _start(tmp_path: Path, python: Path, results: Path, ms: int = 40) -> subprocess.Popen[str]:
+    (tmp_path / "m.toml").write_text(MATRIX.replace("ms = 40", f"ms = {ms}"))
     return subprocess.Popen(
         [sys.executable, "-m", "invoke", "experiment", "--matrix", str(tmp_path / "m.toml"),
          "--python", str(python)], cwd=REPO, text=True, stdout=subprocess.PIPE,
@@ -114,7 +114,7 @@ def test_concurrent_resumes_cannot_duplicate_a_record(python312: Path, tmp_path:
 
 def test_resume_of_a_live_run_is_refused(python312: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    proc = _start(tmp_path, python312, results)
+    proc = _start(tmp_path, python312, results, ms=500)  # about 8 s in all
     run_dir = _wait_for_records(results, 1)
     second = invoke("experiment", "--resume", run_dir.name, env=_env(run_dir))
     out, err = proc.communicate(timeout=120)
@@ -159,6 +159,8 @@ def test_disk_full_mid_run_then_free_resume_report(python312: Path, tmp_path: Pa
         assert sentence.endswith(f"`invoke experiment --resume {run_dir.name}`.")
         kept = runfolder.read_records(run_dir)
         assert kept.records and not kept.damaged
+        # A full disk is not a crash: no record may blame the cell for it.
+        assert {r["status"] for r in kept.records} == {"ok"}, kept.records
         assert (run_dir / "records.jsonl").read_bytes().endswith(b"\n")
 
         filler.unlink()
