@@ -219,7 +219,9 @@ def test_a_dying_driver_costs_only_the_cell_in_flight(python312: Path, tmp_path:
     def kill_the_driver() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            found = subprocess.run(["pgrep", "-f", "experiments.driver .*cells-pending"],
+            # This test's driver only: other runs may be going on on this machine.
+            pattern = f"experiments.driver .*{tmp_path}/results/.*cells-pending"
+            found = subprocess.run(["pgrep", "-f", pattern],
                                    capture_output=True, text=True).stdout.split()
             if found:
                 time.sleep(1.0)  # inside the hanging cell by now
