@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tarfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -398,13 +399,13 @@ class DockerRunner(Runner):
                 docker.utils.socket.frames_iter(sock, tty=False), demux=True)
         finally:
             sock.close()
-        code = api.exec_inspect(exec_id)["ExitCode"]
+        code = _exit_code(api, exec_id)
         if code != 0:
             tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:]
             raise GilbenchError(
-                f"Copying the experiments into the {self.target.image} container failed "
-                f"({tail[0] if tail else f'exit status {code}'}); check the image with "
-                "`invoke doctor` or rebuild it."
+                f"Copying the experiments into the container of {self.target.image} failed "
+                f"({tail[0] if tail else f'exit status {code}'}); rebuild the image with "
+                "`invoke build`."
             )
 
     def describe(self) -> dict[str, Any]:
@@ -451,6 +452,16 @@ class DockerRunner(Runner):
     def close(self) -> None:
         with contextlib.suppress(docker.errors.DockerException):
             self.container.remove(force=True)
+
+
+def _exit_code(api: Any, exec_id: str) -> int | None:
+    """An exec's exit status; Docker may set it a moment after its output ends."""
+    for _ in range(100):
+        state = api.exec_inspect(exec_id)
+        if not state.get("Running"):
+            return state.get("ExitCode")
+        time.sleep(0.05)
+    return None
 
 
 def _owner(pid: int) -> str:
