@@ -14,6 +14,7 @@ from invoke.exceptions import Exit
 from invoke.program import Program
 from invoke.tasks import task
 
+from gilbench import backends
 from gilbench.errors import GilbenchError
 from gilbench.paths import REPO, default_cache_dir, ensure_dir
 from gilbench.paths import results_dir as resolve_results_dir
@@ -87,7 +88,7 @@ def _float_flag(text: str, flag: str, example: str) -> float:
         "(repeatable).",
         "source": "Build from this local tarball instead of the cache/URL (verified if its "
         "version is locked, else its SHA-256 is recorded).",
-        "backend": "docker (default) or native (build into a prefix under the cache).",
+        "backend": f"Where to build: {backends.help_text()} (default: gilbench.backend).",
         "base_image": "Base image for the docker backend (default: gilbench.base_image; made "
         "with mmdebstrap when no registry answers).",
         "jobs": "Parallel make jobs (default: all cores).",
@@ -186,7 +187,8 @@ def _int_list(text: str, flag: str) -> list[int]:
         "cell flags: the default matrix.",
         "python": "Interpreter: a build ('3.12', '3.13.5/freethreaded') or a path to a native "
         "python (repeatable; default: the matrix's pythons, else gilbench.python).",
-        "backend": "Where builds are looked up: docker (default) or native.",
+        "backend": f"Where builds are looked up: {backends.help_text()} (default: "
+        "gilbench.backend).",
         "model": "Single-cell run: the execution model (sequential, threads, processes, "
         "subinterpreters, interpreter-pool).",
         "workload": "Single-cell run: the workload (fib, nbody, io, alloc, mixed, transfer, "
@@ -277,7 +279,8 @@ def experiment(
             ]
             # The memory limit is applied by Docker only: a run of native pythons has none
             # unless --memory asks for one (which run.start refuses, rather than record it).
-            if not memory and all(target.kind != "docker" for target in resolved):
+            if not memory and not any(
+                    backends.for_target(target).applies_memory_limit for target in resolved):
                 limits = run.Limits(limits.cpuset, None)
             with RunProgress() as progress:
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
@@ -364,7 +367,7 @@ def _is_path(spec: str) -> bool:
         "matrix": "Matrix to run (default: gilbench.matrix, i.e. default).",
         "python": "A CPython version to build and measure ('3.13.5', '3.13/freethreaded'), or "
         "the path of a native python to measure without building (default: gilbench.python).",
-        "backend": "docker (default) or native: where the build is made and looked up.",
+        "backend": f"Where the build is made and looked up: {backends.help_text()}.",
     },
 )
 def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> None:

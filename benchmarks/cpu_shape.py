@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gilbench import matrix, run, runfolder, targets
+from gilbench import backends, matrix, run, runfolder, targets
 from gilbench.paths import REPO, default_cache_dir
 
 
@@ -39,7 +39,7 @@ class Medians:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", action="append", default=[], help="build spec or path")
-    parser.add_argument("--backend", default="docker")
+    parser.add_argument("--backend", default="docker", choices=backends.names())
     parser.add_argument("--n", type=int, default=27, help="fib(n) per task")
     parser.add_argument("--tasks", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
@@ -56,8 +56,8 @@ def main() -> None:
     chosen = matrix.parse(data, name="cpu-shape")
     resolved = [targets.resolve(spec, args.backend, "pgo", default_cache_dir())
                 for spec in args.python or ["3.12"]]
-    limits = run.Limits(cpuset="", memory="8g" if any(t.kind == "docker" for t in resolved)
-                        else None)
+    limited = any(backends.for_target(t).applies_memory_limit for t in resolved)
+    limits = run.Limits(cpuset="", memory="8g" if limited else None)
     run_dir = run.start(chosen, resolved, REPO / "results", limits, "benchmarks/cpu_shape.py",
                         lambda kind, payload: None)
     manifest = runfolder.read_manifest(run_dir)

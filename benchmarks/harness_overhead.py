@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gilbench import matrix, run, runfolder, targets
+from gilbench import backends, matrix, run, runfolder, targets
 from gilbench.paths import default_cache_dir
 
 
@@ -39,7 +39,7 @@ class Arrivals:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", action="append", default=[], help="build spec or path")
-    parser.add_argument("--backend", default="docker")
+    parser.add_argument("--backend", default="docker", choices=backends.names())
     parser.add_argument("--cells", type=int, default=40)
     args = parser.parse_args()
 
@@ -50,7 +50,8 @@ def main() -> None:
         target = targets.resolve(spec, args.backend, "pgo", default_cache_dir())
         arrivals: list[float] = []
         with tempfile.TemporaryDirectory() as results:
-            limits = run.Limits("", "2g" if target.kind == "docker" else None)
+            limits = run.Limits(
+                "", "2g" if backends.for_target(target).applies_memory_limit else None)
             run_dir = run.start(chosen, [target], Path(results), limits,
                                 "benchmarks/harness_overhead.py", Arrivals(arrivals))
             measured = [r["total_s"] for r in runfolder.read_records(run_dir).records]

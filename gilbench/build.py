@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gilbench import engine, sources
-from gilbench.builders import BUILDERS, Builder, DockerBuilder
+from gilbench import backends, sources
+from gilbench.builders import Builder
 from gilbench.buildspec import (
     BuildResult,
     BuildSpec,
@@ -18,7 +18,6 @@ from gilbench.buildspec import (
     check_extra_args,
     recipe_hash,
 )
-from gilbench.errors import BackendUnavailable, GilbenchError
 from gilbench.paths import ensure_dir
 from gilbench.sources import Source
 from gilbench.versions import Lock, resolve_variant
@@ -40,20 +39,8 @@ class BuildOptions:
 
 
 def get_builder(options: BuildOptions) -> Builder:
-    cls = BUILDERS.get(options.backend)
-    if cls is None:
-        raise GilbenchError(
-            f"Unknown backend {options.backend!r}; choose one of: {', '.join(BUILDERS)}."
-        )
-    if cls is DockerBuilder:
-        builder: Builder = DockerBuilder(options.cache_dir, options.jobs, options.base_image)
-    else:
-        builder = cls(options.cache_dir, options.jobs)
-    if not builder.is_available():
-        if cls is DockerBuilder:
-            engine.connect(timeout=5)  # raises the specific, helpful error
-        raise BackendUnavailable(f"The {options.backend} backend is not available on this host.")
-    return builder
+    return backends.get(options.backend).builder(options.cache_dir, options.jobs,
+                                                 options.base_image)
 
 
 def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:

@@ -313,6 +313,3 @@ def _labels(record: dict[str, Any]) -> dict[str, str]:
     }
     return {**flat, LABEL: json.dumps(record, sort_keys=True)}
 
-
-# Kept for gilbench/build.py until it asks the registry (backends.get(name).builder(...)).
-BUILDERS: dict[str, type[Builder]] = {cls.name: cls for cls in (DockerBuilder, NativeBuilder)}

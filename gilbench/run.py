@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.records import make_record
-from gilbench import __version__, hostinfo, runfolder
+from gilbench import __version__, backends, hostinfo, runfolder
 from gilbench.errors import GilbenchError, Interrupted
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR
-from gilbench.runners import DockerRunner, NativeRunner, Runner, remove_orphans
+from gilbench.runners import Runner, remove_orphans
 from gilbench.targets import Target, unique_labels
 
 # on_event(kind, payload): "start" (records expected), "python" (label), "record" (dict).
@@ -40,14 +40,13 @@ def experiments_hash() -> str:
     return digest.hexdigest()
 
 
-def _runner(target: Target, run_dir: Path, limits: Limits) -> Runner:
-    log = run_dir / "driver.log"
-    if target.kind == "docker":
-        if limits.memory is None:
-            raise GilbenchError("A Docker run needs a memory limit; set gilbench.memory or "
-                                "give --memory.")
-        return DockerRunner(target, log, limits.cpuset, limits.memory)
-    return NativeRunner(target, log, limits.cpuset)
+def _runner(target: Target, run_dir: Path, limits: Limits, max_workers: int) -> Runner:
+    backend = backends.for_target(target)
+    if backend.applies_memory_limit and limits.memory is None:
+        raise GilbenchError(f"A {backend.name} run needs a memory limit; set gilbench.memory "
+                            "or give --memory.")
+    return backend.runner(target, run_dir / "driver.log", cpuset=limits.cpuset,
+                          memory=limits.memory, max_workers=max_workers)
 
 
 def _python_entry(target: Target, label: str, probe: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +69,7 @@ def _python_entry(target: Target, label: str, probe: dict[str, Any]) -> dict[str
 
 def _labelled(target: Target, probe: dict[str, Any]) -> Target:
     """Native paths are named by what they are: '3.12.1 native', '3.13.0t native'."""
-    if target.kind != "native" or target.build is not None:
+    if target.build is not None:
         return target
     free = "t" if probe.get("gil_disabled_build") else ""
     return replace(target, label=f"{probe.get('python_version')}{free} native")
@@ -100,7 +99,8 @@ def start(
 ) -> Path:
     """A new run folder with its manifest; then every cell of the matrix."""
     targets = list({t.id: t for t in targets}.values())  # `--python 3.13 --python 3.13.12`
-    if limits.memory is not None and all(t.kind != "docker" for t in targets):
+    if limits.memory is not None and not any(
+            backends.for_target(t).applies_memory_limit for t in targets):
         raise GilbenchError(
             "--memory limits Docker containers, and this run has only native pythons, which "
             "run without a memory limit; drop --memory or run a Docker build."
@@ -201,7 +201,10 @@ def _execute(
             runners: dict[str, Runner] = {}
             probed = []
             for target in targets:
-                runner = stack.enter_context(_runner(target, run_dir, limits))
+                # Sized by the whole plan, so a resumed run gets the limits it started with.
+                most = max((c["workers"] for c in manifest.cells if c["python"] == target.id),
+                           default=1)
+                runner = stack.enter_context(_runner(target, run_dir, limits, most))
                 probe = runner.probe()
                 _check_probe(target, probe)
                 if not create:
