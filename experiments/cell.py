@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from experiments import catalog, workloads
+from experiments import catalog, contention, workloads
 from experiments.failures import WorkerCrashed, describe
 from experiments.models import load
 from experiments.records import emit, make_record
@@ -43,9 +43,11 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
     """Run the model once and return the record's measurements; raises on failure."""
     workers = 1 if cell["model"] == "sequential" else cell["workers"]
     own0, children0 = _cpu_seconds()
+    host0 = contention.snapshot()
     start = time.perf_counter()
     phases = model.run(cell["workload"], params, workers, config)
     total = time.perf_counter() - start
+    host1 = contention.snapshot()
     own1, children1 = _cpu_seconds()
     if phases.worker_cpu_s is None:
         cpu = (own1 - own0) + (children1 - children0)
@@ -65,6 +67,7 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
         "peak_rss_kb": _peak_rss_kb(phases.worker_peak_rss_kb),
         "tasks_done": len(phases.results),
         "gil_enabled": _gil_enabled(),
+        **contention.measure(host0, host1, cpu, total),
     }
 
 

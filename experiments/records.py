@@ -1,4 +1,4 @@
-"""The record: the one definition of what a line of records.jsonl holds (schema_version 1).
+"""The record: the one definition of what a line of records.jsonl holds (schema_version 2).
 
 Standard library only, because the driver and cells build records with it inside the
 interpreter under test. The host's loader, its column types and the tests derive from
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
 
@@ -25,7 +25,9 @@ class Field:
     name: str
     kind: str  # "str", "int", "float", "bool", "object"
     nullable: bool = False
-    source: str = "record"  # "cell": copied from the cell spec; "measured": null unless ok
+    # "cell": copied from the cell spec; "measured": set when ok, else null; "contention":
+    # null unless ok, and null where the host does not expose it (experiments/contention.py)
+    source: str = "record"
 
 
 FIELDS: tuple[Field, ...] = (
@@ -49,6 +51,10 @@ FIELDS: tuple[Field, ...] = (
     Field("peak_rss_kb", "int", nullable=True, source="measured"),
     Field("tasks_done", "int", nullable=True, source="measured"),
     Field("gil_enabled", "bool", nullable=True, source="measured"),
+    Field("others_cpu_s", "float", nullable=True, source="contention"),  # since v2
+    Field("steal_s", "float", nullable=True, source="contention"),  # since v2
+    Field("throttled_s", "float", nullable=True, source="contention"),  # since v2
+    Field("contended", "bool", nullable=True, source="contention"),  # since v2
     Field("api", "str"),
     Field("transport", "str", nullable=True),
     Field("python_version", "str"),
@@ -58,6 +64,7 @@ FIELDS: tuple[Field, ...] = (
 NAMES = tuple(f.name for f in FIELDS)
 FROM_CELL = tuple(f.name for f in FIELDS if f.source == "cell")
 MEASUREMENTS = tuple(f.name for f in FIELDS if f.source == "measured")
+CONTENTION = tuple(f.name for f in FIELDS if f.source == "contention")
 
 
 def _fits(value: Any, kind: str) -> bool:
@@ -120,7 +127,7 @@ def make_record(
         "repetition": repetition,
         "status": status,
         "message": message,
-        **{key: measured.get(key) for key in MEASUREMENTS},
+        **{key: measured.get(key) for key in MEASUREMENTS + CONTENTION},
         "api": api,
         "transport": transport,
         "python_version": (platform.python_version() if python_version is None

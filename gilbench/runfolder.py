@@ -263,8 +263,17 @@ def _v0_to_v1(record: Record) -> Record:
     return upgraded
 
 
+def _v1_to_v2(record: Record) -> Record:
+    """v1 did not watch the host: whether others used the CPU is unknown, not 'no'."""
+    upgraded = dict(record)
+    for name in schema.CONTENTION:
+        upgraded.setdefault(name, None)
+    upgraded["schema_version"] = 2
+    return upgraded
+
+
 # version -> function turning a record of that version into one of the next version.
-UPGRADES: dict[int, Callable[[Record], Record]] = {0: _v0_to_v1}
+UPGRADES: dict[int, Callable[[Record], Record]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def _oldest_readable() -> int:

@@ -34,7 +34,8 @@ def check_complete(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     got = Counter((r["cell_id"], r["repetition"]) for r in records)
     assert got == planned
     assert manifest.finished_at is not None
-    assert all(r["schema_version"] == 1 and r["run_id"] == manifest.run_id for r in records)
+    assert all(r["schema_version"] == runfolder.RECORD_SCHEMA_VERSION
+               and r["run_id"] == manifest.run_id for r in records)
     return manifest, records
 
 

@@ -1,7 +1,9 @@
 """Per-group aggregates of a run: timings with uncertainty, speedups, costs, status counts.
 
 A group is one (python, workload, workload_params, model, model_config, workers) point of
-the matrix. Timings use `ok` records only; status counts use all of them.
+the matrix. Timings use *usable* records only: `ok` and not contended (other processes,
+steal or a CPU quota took the CPU while it ran: experiments/contention.py); status counts
+use all of them. A speedup the host's cores cannot explain is flagged as an artefact.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments import catalog
 from experiments.records import STATUSES
 from gilbench.report import stats
 from gilbench.report.errors import ReportError
@@ -62,8 +65,17 @@ def _gil_enabled(series: pd.Series) -> Any:
     return bool(values.iloc[0])
 
 
+def usable(group: pd.DataFrame) -> pd.Series:
+    """The group's ok records measured without contention (unknown, as in v1 records,
+    counts as none). When every ok record was contended, all of them: a busy host's
+    numbers, flagged (all_contended), beat no numbers at all."""
+    ok = group["status"] == "ok"
+    quiet = ok & ~group["contended"].fillna(False).astype(bool)
+    return quiet if quiet.any() else ok
+
+
 def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
-    ok = group[group["status"] == "ok"]
+    ok = group[usable(group)]
     wall = stats.as_array(ok["wall_s"])
     q1, q3 = stats.quartiles(wall)
     ci_low, ci_high = stats.bootstrap_median_ci(wall, stats.seed_for(_key_text(key)))
@@ -83,6 +95,8 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
         status=_dominant_status(counts),
         n_records=len(group),
         n_ok=counts["ok"],
+        n_contended=int((group["status"].eq("ok") & group["contended"].fillna(False)).sum()),
+        all_contended=bool(len(ok)) and bool(ok["contended"].fillna(False).all()),
         **{f"n_{status}": counts[status] for status in STATUSES if status != "ok"},
         wall_median_s=stats.median(wall),
         wall_q1_s=q1,
@@ -103,7 +117,7 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
         api=_mode(group["api"]),
         gil_enabled=_gil_enabled(ok["gil_enabled"]),
         # a group with no ok record is a failure, reported as such, not as noise
-        unstable_reason=stats.instability(wall) if len(ok) else "",
+        unstable_reason=stats.instability(wall) if counts["ok"] else "",
         messages=" | ".join(messages),
     )
     return row
@@ -178,10 +192,12 @@ def summarize(run: RunData, baseline: str | None = None) -> Summary:
     for key, group in run.frame.groupby(GROUP_KEYS, observed=True, sort=True):
         key = tuple(key)
         rows.append(_group_row(key, group))
-        samples[key] = stats.as_array(group.loc[group["status"] == "ok", "wall_s"])
+        samples[key] = stats.as_array(group.loc[usable(group), "wall_s"])
     table = pd.DataFrame(rows)
     references = _reference_pythons(run, baseline, notes)
     _add_relative_columns(table, samples, references)
+    table["cores"] = [_usable_cores(run, str(p)) for p in table["python"]]
+    table["artefact"] = [_artefact(row) for _, row in table.iterrows()]
     table["unstable"] = table["unstable_reason"] != ""
     table = _typed(table).sort_values(
         ["workload", "workload_params", "python_label", "model", "model_config", "workers"]
@@ -193,6 +209,50 @@ def summarize(run: RunData, baseline: str | None = None) -> Summary:
         if p in labels
     }
     return Summary(table.reset_index(drop=True), baselines, notes, samples)
+
+
+def _usable_cores(run: RunData, python: str) -> int:
+    """CPUs the python's cells could run on: its cpuset as applied, else the host's."""
+    entry = run.manifest.backend.get(python)
+    cpuset = entry.get("cpuset") if isinstance(entry, dict) else None
+    if isinstance(cpuset, str) and cpuset:
+        cpus: set[int] = set()
+        for part in cpuset.split(","):
+            first, _, last = part.partition("-")
+            if first.isdigit() and (last.isdigit() or not last):
+                cpus.update(range(int(first), int(last or first) + 1))
+        if cpus:
+            return len(cpus)
+    cores = run.manifest.host.get("cores")
+    return int(cores) if isinstance(cores, int) and cores > 0 else 0
+
+
+# A speedup is implausible when even its CI's far end passes a physical limit by more
+# than this: the CI covers noise within a cell, this the drift between cells (a few %).
+PLAUSIBILITY_SLACK = 1.05
+
+
+def _artefact(row: pd.Series) -> str:
+    """Why a group's speedup cannot be true, or "". Such a number comes from the host (a
+    slow sequential baseline, a busy neighbour), not from the model."""
+    low, high = row["speedup_ci_low"], row["speedup_ci_high"]
+    if row["model"] == SEQUENTIAL or math.isnan(low):
+        return ""
+    cores, workers = int(row["cores"]), int(row["workers"])
+    if cores and low > cores * PLAUSIBILITY_SLACK:
+        return (f"speedup {row['speedup']:.2f}x exceeds the {cores} usable cores; the "
+                "sequential baseline probably ran slow")
+    if low > workers * PLAUSIBILITY_SLACK:
+        return (f"efficiency {row['efficiency']:.2f} is above 1 ({workers} worker(s) cannot "
+                "beat sequential by more); the sequential baseline probably ran slow")
+    if _is_io(row["workload"]) and high * PLAUSIBILITY_SLACK < 1:
+        return (f"{row['speedup']:.2f}x: slower than sequential on an I/O-bound workload, "
+                "which waiting workers cannot be; the host was probably busy")
+    return ""
+
+
+def _is_io(workload: object) -> bool:
+    return bool(catalog.WORKLOADS.get(str(workload), {}).get("kind") == "io")
 
 
 def _add_relative_columns(
@@ -262,8 +322,9 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
     for column in table.columns:
         if column == "workers" or column.startswith("n_"):
             table[column] = table[column].astype("Int64")
-    for column in ("gil_enabled", "gil_disabled_build", "unstable"):
+    for column in ("gil_enabled", "gil_disabled_build", "unstable", "all_contended"):
         table[column] = table[column].astype("boolean")
     table["unstable_reason"] = table["unstable_reason"].astype("string")
+    table["artefact"] = table["artefact"].astype("string")
     table["messages"] = table["messages"].astype("string")
     return table

@@ -32,6 +32,19 @@ def _startup_mask(table: pd.DataFrame) -> pd.Series:
     return table["workload"].astype("string").map(_is_startup).astype(bool)
 
 
+def _artefacts(table: pd.DataFrame) -> pd.Series:
+    return table["artefact"].fillna("").astype(str) != ""
+
+
+def _group_name(row: pd.Series) -> str:
+    return f"{row['model_label']} at {plural(int(row['workers']), 'worker')}"
+
+
+def _listed(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _startup_sentences(table: pd.DataFrame) -> list[str]:
     """Per python: what creating the workers cost, cheapest first, at the most workers."""
     sentences = []
@@ -52,7 +65,7 @@ def _speedup_sentences(table: pd.DataFrame) -> list[str]:
     """Per workload and python: each model's speedup at the largest worker count run."""
     sentences = []
     measured = table[(table["model"] != SEQUENTIAL) & table["speedup"].notna()]
-    measured = measured[~_startup_mask(measured)]
+    measured = measured[~_startup_mask(measured) & ~_artefacts(measured)]
     for (workload, python), group in measured.groupby(
         ["workload_label", "python_label"], observed=True, sort=True
     ):
@@ -86,7 +99,7 @@ def _best_sentences(summary: Summary) -> list[str]:
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
         if _is_startup(group["workload"].iloc[0]):
             continue
-        ranked = group[group["rel_throughput"].notna()].sort_values(
+        ranked = group[group["rel_throughput"].notna() & ~_artefacts(group)].sort_values(
             "rel_throughput", ascending=False
         )
         if not len(ranked):
@@ -150,18 +163,55 @@ def key_findings(summary: Summary) -> list[str]:
     findings = _speedup_sentences(table) + _best_sentences(summary) + _startup_sentences(table)
     findings += _cross_build_sentences(summary) + _gil_sentences(table)
     findings.append(_failure_sentence(table))
+    artefacts = int(_artefacts(table).sum())
+    if artefacts:
+        findings.append(
+            f"{artefacts} group(s) show a speedup the host cannot produce (see Warnings); they "
+            "are left out of the findings above: rerun them on a quieter host."
+        )
+    contended = int(table["n_contended"].sum())
+    if contended:
+        findings.append(
+            f"{contended} of {int(table['n_ok'].sum())} ok repetitions ran while other "
+            "processes, steal or a CPU quota took the CPU; they are left out of the statistics "
+            "(except in groups where every repetition was, whose numbers are marked)."
+        )
     unstable = int(table["unstable"].sum())
     if unstable:
         findings.append(
-            f"{unstable} group(s) are unstable (spread above 10% or fewer than 3 ok samples); "
-            "their rows are marked and their numbers deserve more repetitions."
+            f"{unstable} group(s) are unstable (spread above 10% or fewer than 3 usable "
+            "samples); their rows are marked and their numbers deserve more repetitions."
         )
     return findings
 
 
 def unstable_warnings(table: pd.DataFrame) -> list[str]:
-    return [
-        f"Unstable: {r['workload_label']} / {r['python_label']} / {r['model_label']} at "
-        f"{plural(int(r['workers']), 'worker')}: {r['unstable_reason']}."
-        for _, r in table[table["unstable"]].iterrows()
-    ]
+    """One line per workload and concern, with counts; the rows say the rest."""
+    warnings = []
+    for workload, group in table.groupby("workload_label", observed=True, sort=True):
+        for _, row in group[_artefacts(group)].iterrows():
+            warnings.append(f"Implausible: {workload} / {row['python_label']} / "
+                            f"{_group_name(row)}: {row['artefact']}.")
+        hit = group[group["n_contended"] > 0]
+        if len(hit):
+            names = [f"{_group_name(r)} ({int(r['n_contended'])} of {int(r['n_ok'])})"
+                     for _, r in hit.iterrows()]
+            warnings.append(
+                f"Contended: {workload}: {int(hit['n_contended'].sum())} repetition(s) in "
+                f"{plural(len(hit), 'group')} ran while the host was busy and are left out: "
+                f"{_listed(names)}."
+            )
+            every = [_group_name(r) for _, r in hit.iterrows() if r["all_contended"]]
+            if every:
+                warnings.append(
+                    f"Busy host: {workload}: every repetition of {_listed(every)} was contended, "
+                    "so their numbers come from a busy host; rerun them on a quieter one."
+                )
+        unstable = group[group["unstable"]]
+        if len(unstable):
+            names = [_group_name(r) for _, r in unstable.iterrows()]
+            warnings.append(
+                f"Unstable: {workload}: {len(unstable)} of {plural(len(group), 'group')} "
+                f"(spread above 10% or fewer than 3 usable samples): {_listed(names)}."
+            )
+    return warnings

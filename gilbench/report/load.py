@@ -22,6 +22,7 @@ from gilbench.report.labels import format_mapping, model_label, short_configs, w
 Record = runfolder.Record
 FLOAT_COLUMNS = tuple(f.name for f in FIELDS if f.kind == "float")
 INT_COLUMNS = tuple(f.name for f in FIELDS if f.kind == "int")
+BOOL_COLUMNS = tuple(f.name for f in FIELDS if f.kind == "bool")
 STRING_COLUMNS = ("run_id", "cell_id", "message", "transport", "python_version")
 CATEGORY_COLUMNS = (
     "python", "python_label", "model", "model_config", "config_label", "model_label", "workload",
@@ -70,7 +71,8 @@ def _typed_frame(records: list[Record], pythons: dict[str, Any]) -> pd.DataFrame
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in INT_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-    frame["gil_enabled"] = pd.array(list(frame["gil_enabled"]), dtype="boolean")
+    for column in BOOL_COLUMNS:
+        frame[column] = pd.array(list(frame[column]), dtype="boolean")
     for column in STRING_COLUMNS:
         frame[column] = frame[column].astype("string")
     frame["message"] = frame["message"].fillna("")
