@@ -41,6 +41,7 @@ FIELDS: tuple[Field, ...] = (
     Field("workload_params", "object", source="cell"),
     Field("workers", "int", source="cell"),
     Field("repetition", "int"),
+    Field("round", "int", nullable=True, source="cell"),  # since v2; null: not run in rounds
     Field("status", "str"),
     Field("message", "str"),
     Field("wall_s", "float", nullable=True, source="measured"),

@@ -19,11 +19,16 @@
 
     order = "shuffled"              # default: cells run in a seeded random order, so a host
                                     # that drifts does not bias one model; "matrix": as listed
+    batch = 1                       # repetitions per process: the run goes in rounds, round
+                                    # k holding repetitions [k*batch, (k+1)*batch) of every
+                                    # cell of every python, each in a fresh process with its
+                                    # own warmups (as pyperf spreads values over processes)
 
 Bounds (a value outside is refused with one sentence; NaN and infinity, which TOML
 allows, are refused too): repetitions 1..10000, warmups 0..1000, workers 1..1024
 (above that threads, processes and sub-interpreters exhaust ordinary hosts' limits
-before they measure anything), timeout_s above 0 and at most 86400 (one day).
+before they measure anything), timeout_s above 0 and at most 86400 (one day), batch
+1..10000.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ WARMUPS = (0, 1_000)
 WORKERS = (1, 1_024)
 MAX_TIMEOUT_S = 86_400.0
 TOP_KEYS = {"description", "workers", "repetitions", "warmups", "timeout_s", "pythons", "order",
-            "models", "workloads", "exclude"}
+            "batch", "models", "workloads", "exclude"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Matrix:
     pythons: list[str] = field(default_factory=list)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
     order: str = "shuffled"
+    batch: int = 1  # repetitions per process, and per round
 
 
 def available() -> list[str]:
@@ -168,6 +174,7 @@ def parse(
         repetitions=_bounded_int(where, "repetitions", data.get("repetitions", 5), REPETITIONS),
         warmups=_bounded_int(where, "warmups", data.get("warmups", 1), WARMUPS),
         timeout_s=timeout, pythons=pythons, exclude=exclude, order=order,
+        batch=_bounded_int(where, "batch", data.get("batch", 1), REPETITIONS),
     )
 
 

@@ -113,7 +113,7 @@ def start(
     seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
     if matrix.order == "shuffled":
         random.Random(seed).shuffle(cells)
-    # Pythons run one after another: list the cells in the order they will run.
+    # Within each round (plan_rounds) every python takes its turn, its cells in this order.
     position = {target.id: i for i, target in enumerate(targets)}
     cells.sort(key=lambda cell: position[cell["python"]])
     manifest = runfolder.Manifest(
@@ -124,7 +124,7 @@ def start(
         command=command,
         matrix={"name": matrix.name, "path": str(matrix.path) if matrix.path else None,
                 "text": matrix.text, "description": matrix.description},
-        order={"kind": matrix.order, "seed": seed},
+        order={"kind": matrix.order, "seed": seed, "batch": matrix.batch},
         cells=cells,  # in the order they run
         limits={"cpuset": limits.cpuset, "memory": limits.memory},
         host=hostinfo.collect(),
@@ -139,6 +139,23 @@ def start(
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     return run_dir
+
+
+def plan_rounds(cells: list[dict[str, Any]], batch: int) -> list[tuple[int, list[dict[
+        str, Any]]]]:
+    """Drift-proof order: round k holds repetitions [k*batch, (k+1)*batch) of every cell,
+    in run order, and every python's cells take their turn in each round, so no model and
+    no build is measured as one block while the host drifts. A round is a property of the
+    repetition index, so a resumed run keeps it."""
+    rounds: dict[int, list[dict[str, Any]]] = {}
+    for cell in cells:
+        mine: dict[int, list[int]] = {}
+        for repetition in cell["repetitions"]:
+            mine.setdefault(repetition // batch, []).append(repetition)
+        for number, repetitions in mine.items():
+            rounds.setdefault(number, []).append(
+                {**cell, "repetitions": repetitions, "round": number})
+    return sorted(rounds.items())
 
 
 def _targets(manifest: runfolder.Manifest, run_dir: Path) -> list[Target]:
@@ -220,13 +237,14 @@ def _execute(
             on_event("start", sum(len(cell["repetitions"]) for cell in cells))
             writer = runfolder.RecordWriter(run_dir)
             stack.callback(writer.close)
-            for target in targets:
-                mine = [{**cell, "run_id": manifest.run_id} for cell in cells
-                        if cell["python"] == target.id]
-                if not mine:
-                    continue
-                on_event("python", labels[target.id])
-                _stream(runners[target.id], mine, writer, run_dir, on_event)
+            batch = int(manifest.order.get("batch") or 1)
+            for _, round_cells in plan_rounds(cells, batch):
+                for target in targets:
+                    mine = [{**cell, "run_id": manifest.run_id} for cell in round_cells
+                            if cell["python"] == target.id]
+                    if mine:
+                        on_event("python", labels[target.id])
+                        _stream(runners[target.id], mine, writer, run_dir, on_event)
     except KeyboardInterrupt:
         if not (run_dir / runfolder.MANIFEST).exists():
             raise

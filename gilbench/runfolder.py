@@ -264,9 +264,10 @@ def _v0_to_v1(record: Record) -> Record:
 
 
 def _v1_to_v2(record: Record) -> Record:
-    """v1 did not watch the host: whether others used the CPU is unknown, not 'no'."""
+    """v1 did not watch the host (whether others used the CPU is unknown, not 'no') and
+    ran all repetitions of a cell in one block, not in rounds."""
     upgraded = dict(record)
-    for name in schema.CONTENTION:
+    for name in (*schema.CONTENTION, "round"):
         upgraded.setdefault(name, None)
     upgraded["schema_version"] = 2
     return upgraded

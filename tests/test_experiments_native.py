@@ -211,7 +211,9 @@ def test_a_dying_driver_costs_only_the_cell_in_flight(python312: Path, tmp_path:
     from gilbench import run, targets
 
     (tmp_path / "m.toml").write_text(
-        'order = "matrix"\nworkers = [1]\nrepetitions = 2\nwarmups = 0\ntimeout_s = 30\n'
+        # batch = 2: both repetitions of the hanging cell in the process the test kills
+        'order = "matrix"\nworkers = [1]\nrepetitions = 2\nbatch = 2\nwarmups = 0\n'
+        "timeout_s = 30\n"
         "[models.threads]\n"
         "[workloads.hang]\n[workloads.io]\nms = 10\ntasks = 2\n")
     chosen = matrices.load(str(tmp_path / "m.toml"))
