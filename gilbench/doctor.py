@@ -102,11 +102,52 @@ def check_source_cache(source_cache: Path) -> Check:
     return Check("source cache", "ok", f"{source_cache}: {', '.join(tarballs)}")
 
 
+def _swap_used_kib() -> int | None:
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return int(info["SwapTotal"].split()[0]) - int(info["SwapFree"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_noise(seconds: float = 1.0) -> Check:
+    """The host's noise floor now, by the same rules that mark a repetition contended:
+    other processes' CPU, steal and CPU-quota throttling over a quiet second, and swap."""
+    import time
+
+    from experiments import contention
+
+    own0 = time.process_time()
+    before = contention.snapshot()
+    time.sleep(seconds)
+    after = contention.snapshot()
+    measured = contention.measure(before, after, time.process_time() - own0, seconds)
+    others, steal, throttled = (measured["others_cpu_s"], measured["steal_s"],
+                                measured["throttled_s"])
+    parts = [f"others {others / seconds:.2f} cores" if isinstance(others, float) else
+             "others unknown (no /proc/stat)"]
+    if isinstance(steal, float):
+        parts.append(f"steal {steal / seconds:.0%}")
+    if isinstance(throttled, float):
+        parts.append(f"throttled {throttled * 1000:.0f} ms")
+    swap = _swap_used_kib()
+    if swap is not None:
+        parts.append(f"swap in use {swap // 1024} MiB")
+    detail = ", ".join(parts) + f" over {seconds:g} s"
+    if measured["contended"]:
+        return Check("noise", "warn", detail + ": repetitions measured now would be contended",
+                     "stop other work on this host (or give gilbench its own cores with "
+                     "--cpuset) before measuring")
+    if swap:
+        return Check("noise", "warn", detail, "swapping makes timings lie: free memory")
+    return Check("noise", "ok", detail + ": fit for measuring")
+
+
 def run_all(cache_dir: Path, source_cache: Path) -> list[Check]:
     info = docker_info()
     checks = [check_docker(info), check_cache_disk(cache_dir)]
     if info and info.get("DockerRootDir"):  # where the images go
         checks.append(check_disk(Path(info["DockerRootDir"]), need_gib=10, name="disk (docker)"))
-    more: list[Callable[[], Check]] = [check_cores, check_load, check_governor,
+    more: list[Callable[[], Check]] = [check_cores, check_load, check_noise, check_governor,
                                        check_mmdebstrap, lambda: check_source_cache(source_cache)]
     return checks + [check() for check in more]

@@ -50,3 +50,20 @@ def test_doctor_command_fails_when_the_cache_is_a_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "fail  disk (cache)" in result.stdout and "is a file" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_noise_check_sees_a_cpu_burner() -> None:
+    """Issue 8: doctor measures the noise floor with the rules that mark repetitions."""
+    import subprocess
+    import sys
+
+    from gilbench.doctor import check_noise
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        check = check_noise(0.5)
+    finally:
+        burner.kill()
+        burner.wait()
+    assert check.name == "noise" and check.status == "warn", check
+    assert "would be contended" in check.detail and check.fix
