@@ -17,8 +17,7 @@ cannot flag a short repetition by itself. Standard library only (runs in the tar
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import NamedTuple
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 OTHERS_CORES = 0.25
@@ -27,8 +26,7 @@ MIN_SECONDS = 3 * 0.01
 THROTTLED_SECONDS = 0.001
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):  # not a dataclass: see Field in records.py
     busy_s: float | None  # host-wide busy CPU seconds (user+nice+system+irq+softirq+steal)
     steal_s: float | None
     throttled_s: float | None  # this cgroup's throttled time, when a CPU quota applies
@@ -46,21 +44,23 @@ def _proc_stat() -> tuple[float | None, float | None]:
     return (user + nice + system + irq + softirq + steal) * TICK_S, steal * TICK_S
 
 
-def _cpu_stat_file() -> Path | None:
-    """This process's cgroup cpu.stat: v2 (unified) or v1 (cpu controller)."""
+def _cpu_stat_file() -> str | None:
+    """This process's cgroup cpu.stat: v2 (unified) or v1 (cpu controller). os.path, not
+    pathlib: every measurement process imports this module, so it stays cheap."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":
-            candidate = Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.stat"
+            candidate = os.path.join("/sys/fs/cgroup", path.lstrip("/"), "cpu.stat")
         elif "cpu" in controllers.split(","):
-            candidate = Path("/sys/fs/cgroup") / controllers / path.lstrip("/") / "cpu.stat"
+            candidate = os.path.join("/sys/fs/cgroup", controllers, path.lstrip("/"), "cpu.stat")
         else:
             continue
-        if candidate.is_file():
+        if os.path.isfile(candidate):
             return candidate
     return None
 
@@ -72,7 +72,8 @@ def _throttled() -> float | None:
     if _CPU_STAT is None:
         return None
     try:
-        values = dict(line.split() for line in _CPU_STAT.read_text().splitlines() if " " in line)
+        with open(_CPU_STAT, encoding="utf-8") as handle:
+            values = dict(line.split() for line in handle.read().splitlines() if " " in line)
     except (OSError, ValueError):
         return None
     if "throttled_usec" in values:  # cgroup v2
