@@ -204,6 +204,9 @@ def _int_list(text: str, flag: str) -> list[int]:
         "matrix, cell or python flags with it.",
         "cpuset": "Docker CPU set for the run's container (default: every usable core).",
         "memory": "Docker memory limit for the run's container (default gilbench.memory).",
+        "retry_contended": "Measure a repetition again, up to N times (0-10), when other "
+        "processes, steal or a CPU quota took the CPU while it ran; every attempt is kept "
+        "(default: the matrix's retry_contended, else 0).",
     },
 )
 def experiment(
@@ -211,7 +214,7 @@ def experiment(
     model: str = "", workload: str = "", workers: str = "",
     config: list[str] | None = None, param: list[str] | None = None, repetitions: str = "",
     warmups: str = "", timeout: str = "", resume: str = "", cpuset: str = "",
-    memory: str = "",
+    memory: str = "", retry_contended: str = "",
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -237,7 +240,8 @@ def experiment(
         if resume:
             _refuse_given(
                 {"--matrix": matrix is not None, "--python": python, "--backend": backend,
-                 "--model": model, "--workload": workload, **cell_flags},
+                 "--model": model, "--workload": workload,
+                 "--retry-contended": retry_contended, **cell_flags},
                 "cannot be given with --resume, which finishes a run with the matrix, cells "
                 "and pythons it started with; drop {them}, or start a new run without "
                 "--resume",
@@ -269,6 +273,9 @@ def experiment(
                 )
                 name = matrix if isinstance(matrix, str) and matrix else conf["matrix"]
                 chosen = matrices.load(name)
+            if retry_contended:
+                chosen = matrices.with_retries(
+                    chosen, _int_flag(retry_contended, "retry-contended", "2"))
             ensure_dir(conf["results_dir"], "results folder",
                        "gilbench.results_dir (invoke.yaml or INVOKE_GILBENCH_RESULTS_DIR)")
             specs = python or chosen.pythons or [conf["python"]]

@@ -40,6 +40,7 @@ FIELDS: tuple[Field, ...] = (
     Field("workers", "int", source="cell"),
     Field("repetition", "int"),
     Field("round", "int", nullable=True, source="cell"),  # since v2; null: not run in rounds
+    Field("attempt", "int", nullable=True, source="cell"),  # since v2; 1+ when remeasured
     Field("status", "str"),
     Field("message", "str"),
     Field("wall_s", "float", nullable=True, source="measured"),

@@ -19,6 +19,7 @@
 
     order = "shuffled"              # default: cells run in a seeded random order, so a host
                                     # that drifts does not bias one model; "matrix": as listed
+    retry_contended = 0             # measure a contended repetition again, up to N times
     batch = 1                       # repetitions per process: the run goes in rounds, round
                                     # k holding repetitions [k*batch, (k+1)*batch) of every
                                     # cell of every python, each in a fresh process with its
@@ -28,7 +29,7 @@ Bounds (a value outside is refused with one sentence; NaN and infinity, which TO
 allows, are refused too): repetitions 1..10000, warmups 0..1000, workers 1..1024
 (above that threads, processes and sub-interpreters exhaust ordinary hosts' limits
 before they measure anything), timeout_s above 0 and at most 86400 (one day), batch
-1..10000.
+1..10000, retry_contended 0..10.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import itertools
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ WARMUPS = (0, 1_000)
 WORKERS = (1, 1_024)
 MAX_TIMEOUT_S = 86_400.0
 TOP_KEYS = {"description", "workers", "repetitions", "warmups", "timeout_s", "pythons", "order",
-            "batch", "models", "workloads", "exclude"}
+            "batch", "retry_contended", "models", "workloads", "exclude"}
+RETRIES = (0, 10)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Matrix:
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
     order: str = "shuffled"
     batch: int = 1  # repetitions per process, and per round
+    retry_contended: int = 0  # remeasure a contended repetition up to this many times
 
 
 def available() -> list[str]:
@@ -175,6 +178,8 @@ def parse(
         warmups=_bounded_int(where, "warmups", data.get("warmups", 1), WARMUPS),
         timeout_s=timeout, pythons=pythons, exclude=exclude, order=order,
         batch=_bounded_int(where, "batch", data.get("batch", 1), REPETITIONS),
+        retry_contended=_bounded_int(where, "retry_contended", data.get("retry_contended", 0),
+                                     RETRIES),
     )
 
 
@@ -263,6 +268,14 @@ def expand(matrix: Matrix, pythons: dict[str, str]) -> list[dict[str, Any]]:
             f"Matrix {matrix.path or matrix.name} expands to no cells (check its excludes)."
         )
     return cells
+
+
+def with_retries(matrix: Matrix, retries: int) -> Matrix:
+    """The matrix with retry_contended set from the command line (bounded like the key)."""
+    where = f"--retry-contended {retries}"
+    if not RETRIES[0] <= retries <= RETRIES[1]:
+        raise GilbenchError(f"{where} must be from {RETRIES[0]} to {RETRIES[1]}.")
+    return replace(matrix, retry_contended=retries)
 
 
 def single_cell(

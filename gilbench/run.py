@@ -124,7 +124,8 @@ def start(
         command=command,
         matrix={"name": matrix.name, "path": str(matrix.path) if matrix.path else None,
                 "text": matrix.text, "description": matrix.description},
-        order={"kind": matrix.order, "seed": seed, "batch": matrix.batch},
+        order={"kind": matrix.order, "seed": seed, "batch": matrix.batch,
+               "retry_contended": matrix.retry_contended},
         cells=cells,  # in the order they run
         limits={"cpuset": limits.cpuset, "memory": limits.memory},
         host=hostinfo.collect(),
@@ -238,13 +239,25 @@ def _execute(
             writer = runfolder.RecordWriter(run_dir)
             stack.callback(writer.close)
             batch = int(manifest.order.get("batch") or 1)
-            for _, round_cells in plan_rounds(cells, batch):
-                for target in targets:
-                    mine = [{**cell, "run_id": manifest.run_id} for cell in round_cells
-                            if cell["python"] == target.id]
-                    if mine:
-                        on_event("python", labels[target.id])
-                        _stream(runners[target.id], mine, writer, run_dir, on_event)
+            retries = int(manifest.order.get("retry_contended") or 0)
+
+            def measure(todo: list[dict[str, Any]]) -> None:
+                for _, round_cells in plan_rounds(todo, batch):
+                    for target in targets:
+                        mine = [{**cell, "run_id": manifest.run_id} for cell in round_cells
+                                if cell["python"] == target.id]
+                        if mine:
+                            on_event("python", labels[target.id])
+                            _stream(runners[target.id], mine, writer, run_dir, on_event)
+
+            measure(cells)
+            for _ in range(retries):  # every attempt stays in the records
+                again = runfolder.contended_cells(
+                    manifest, runfolder.read_records(run_dir).records, retries)
+                if not again:
+                    break
+                on_event("start", sum(len(cell["repetitions"]) for cell in again))
+                measure(again)
     except KeyboardInterrupt:
         if not (run_dir / runfolder.MANIFEST).exists():
             raise

@@ -267,7 +267,7 @@ def _v1_to_v2(record: Record) -> Record:
     """v1 did not watch the host (whether others used the CPU is unknown, not 'no') and
     ran all repetitions of a cell in one block, not in rounds."""
     upgraded = dict(record)
-    for name in (*schema.CONTENTION, "round"):
+    for name in (*schema.CONTENTION, "round", "attempt"):
         upgraded.setdefault(name, None)
     upgraded["schema_version"] = 2
     return upgraded
@@ -404,6 +404,26 @@ class RecordWriter:
 
 
 # --- what is done, what is missing -----------------------------------------------------------
+
+def contended_cells(manifest: Manifest, records: list[Record], retries: int) -> list[dict[
+        str, Any]]:
+    """Repetitions to measure again: every attempt so far was ok but contended, and fewer
+    than 1 + retries attempts were made. One spec per cell and attempt number."""
+    attempts: dict[tuple[str, int], list[Record]] = {}
+    for record in records:
+        attempts.setdefault((record["cell_id"], record["repetition"]), []).append(record)
+    again = []
+    for cell in manifest.cells:
+        by_attempt: dict[int, list[int]] = {}
+        for repetition in cell["repetitions"]:
+            tried = attempts.get((cell["cell_id"], repetition), [])
+            if tried and len(tried) <= retries and all(
+                    r["status"] == "ok" and r["contended"] for r in tried):
+                by_attempt.setdefault(len(tried), []).append(repetition)
+        again += [{**cell, "repetitions": reps, "attempt": attempt}
+                  for attempt, reps in sorted(by_attempt.items())]
+    return again
+
 
 def pending_cells(manifest: Manifest, records: list[Record]) -> list[dict[str, Any]]:
     """The manifest's cells, each with only the repetitions that have no valid record."""

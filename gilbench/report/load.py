@@ -120,11 +120,32 @@ def load_run(run_dir: Path) -> RunData:
             "they are reported with this run."
         )
     frame = _typed_frame(records, pythons)
-    duplicated = frame.duplicated(["cell_id", "repetition"], keep="first")
-    if duplicated.any():
-        warnings.append(
-            f"{int(duplicated.sum())} record(s) repeat a (cell, repetition) already recorded; "
-            "only the first of each is used."
-        )
-        frame = frame.loc[~duplicated].reset_index(drop=True)
-    return RunData(run_dir, manifest, frame, completeness, warnings)
+    frame, notes = _one_record_per_repetition(frame)
+    return RunData(run_dir, manifest, frame, completeness, warnings + notes)
+
+
+def _one_record_per_repetition(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A repetition measured again (--retry-contended) keeps every attempt on disk; the
+    report uses its first quiet ok attempt, else its last one. The same attempt twice is
+    a duplicate (two writers, before runs had a lock): the first counts."""
+    notes = []
+    attempt = frame["attempt"].fillna(0)
+    twice = frame.assign(_attempt=attempt).duplicated(
+        ["cell_id", "repetition", "_attempt"], keep="first")
+    if twice.any():
+        notes.append(f"{int(twice.sum())} record(s) repeat a (cell, repetition) already "
+                     "recorded; only the first of each is used.")
+        frame, attempt = frame.loc[~twice], attempt.loc[~twice]
+    quiet = (frame["status"] == "ok") & ~frame["contended"].fillna(False).astype(bool)
+    # Quiet attempts first, earliest first; without one, the latest attempt.
+    ranked = frame.assign(_quiet=quiet, _attempt=attempt.where(quiet, -attempt)).sort_values(
+        ["_quiet", "_attempt"], ascending=[False, True], kind="stable")
+    retried = frame.duplicated(["cell_id", "repetition"], keep=False)
+    chosen = ranked.loc[~ranked.duplicated(["cell_id", "repetition"], keep="first")]
+    if retried.any():
+        again = frame.loc[retried].drop_duplicates(["cell_id", "repetition"])
+        recovered = int(chosen.loc[chosen.index.isin(frame.index[retried]), "_quiet"].sum())
+        notes.append(f"{len(again)} contended repetition(s) were measured again "
+                     f"(retry_contended); {recovered} got a quiet attempt, which is used.")
+    chosen = chosen.drop(columns=["_quiet", "_attempt"]).sort_index().reset_index(drop=True)
+    return chosen, notes
