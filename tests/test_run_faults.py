@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from gilbench import runfolder
-from tests.conftest import REPO, invoke, require
+from tests.conftest import REPO, invoke
+from tests.test_runfolder import fill, mounted_tmpfs
 
 # Small and steady: 12 repetitions of 50-80 ms each, so a test can act mid-run.
 MATRIX = """
@@ -50,9 +51,9 @@ def _wait_for_records(results: Path, count: int) -> Path:
     raise AssertionError("the run never produced records")
 
 
-def _killed_run(tmp_path: Path, python: Path, after: int = 3) -> Path:
+def _killed_run(tmp_path: Path, python: Path, after: int = 3, ms: int = 40) -> Path:
     results = tmp_path / "results"
-    proc = _start(tmp_path, python, results)
+    proc = _start(tmp_path, python, results, ms)
     run_dir = _wait_for_records(results, after)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
@@ -100,7 +101,8 @@ def test_torn_write_then_resume_then_report(python312: Path, tmp_path: Path) -> 
 
 
 def test_concurrent_resumes_cannot_duplicate_a_record(python312: Path, tmp_path: Path) -> None:
-    run_dir = _killed_run(tmp_path, python312)
+    # Slow cells (9 repetitions of 300 ms left), so the two resumes surely overlap.
+    run_dir = _killed_run(tmp_path, python312, ms=300)
     command = [sys.executable, "-m", "invoke", "experiment", "--resume", run_dir.name]
     env = {**os.environ, **_env(run_dir)}
     procs = [subprocess.Popen(command, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
@@ -135,23 +137,10 @@ def test_interrupt_names_the_run_to_resume(python312: Path, tmp_path: Path) -> N
 
 def test_disk_full_mid_run_then_free_resume_report(python312: Path, tmp_path: Path) -> None:
     """A real full disk: a tmpfs holds the results; it fills up after a few records."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
-                             capture_output=True, text=True, check=False)
-    require(mounted.returncode == 0, f"cannot mount a tmpfs (needs root): {mounted.stderr}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "4m") as disk:
         proc = _start(tmp_path, python312, disk)
         run_dir = _wait_for_records(disk, 2)
-        filler = disk / "filler"
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\0" * 65536):
-                pass
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        filler = fill(disk)
         out, err = proc.communicate(timeout=120)
         done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         sentence = _one_sentence(done)
@@ -170,5 +159,3 @@ def test_disk_full_mid_run_then_free_resume_report(python312: Path, tmp_path: Pa
         report = invoke("report", "--run", run_dir.name, env=_env(run_dir))
         assert report.returncode == 0, report.stderr
         assert json.loads((run_dir / "manifest.json").read_text())["finished_at"]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -126,21 +127,27 @@ def test_a_second_process_is_refused_by_pid_and_a_dead_holder_is_taken_over(
         assert f"process {os.getpid()} " in (run_dir / "run.lock").read_text()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 256 KiB tmpfs (CI runs as root), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of this size (CI runs as root), unmounted afterwards."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
                           capture_output=True, text=True, check=False)
     require(done.returncode == 0, f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
     try:
-        yield mount
+        yield where
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def _fill(disk: Path) -> Path:
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    with mounted_tmpfs(tmp_path / "disk", "256k") as mount:
+        yield mount
+
+
+def fill(disk: Path) -> Path:
+    """Fill the disk to the last byte; returns the filler file to delete."""
     filler = disk / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
     try:
@@ -157,7 +164,7 @@ def test_disk_full_while_appending_keeps_every_complete_record(tiny_disk: Path) 
     run_dir = _run(tiny_disk)
     writer = runfolder.RecordWriter(run_dir)
     writer.append(record("sequential", 1, 0, 1.0))
-    filler = _fill(tiny_disk)
+    filler = fill(tiny_disk)
     big = record("sequential", 1, 1, 1.0, message="x" * 20000)  # crosses a page: torn
     with pytest.raises(GilbenchError) as caught:
         writer.append(big)
