@@ -37,6 +37,9 @@ def _start(tmp_path: Path, python: Path, results: Path, ms: int = 40) -> subproc
         [sys.executable, "-m", "invoke", "experiment", "--matrix", str(tmp_path / "m.toml"),
          "--python", str(python)], cwd=REPO, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True,
+        # A user's Ctrl-C works even when this suite itself runs as a background job
+        # (which starts with SIGINT ignored, and Python keeps an ignored SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, "INVOKE_GILBENCH_RESULTS_DIR": str(results)},
     )
 
