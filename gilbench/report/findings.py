@@ -37,7 +37,8 @@ def _artefacts(table: pd.DataFrame) -> pd.Series:
 
 
 def _group_name(row: pd.Series) -> str:
-    return f"{row['model_label']} at {plural(int(row['workers']), 'worker')}"
+    return (f"{row['model_label']} at {plural(int(row['workers']), 'worker')} on "
+            f"{row['python_label']}")
 
 
 def _listed(names: list[str], limit: int = 4) -> str:
@@ -190,8 +191,7 @@ def unstable_warnings(table: pd.DataFrame) -> list[str]:
     warnings = []
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
         for _, row in group[_artefacts(group)].iterrows():
-            warnings.append(f"Implausible: {workload} / {row['python_label']} / "
-                            f"{_group_name(row)}: {row['artefact']}.")
+            warnings.append(f"Implausible: {workload}: {_group_name(row)}: {row['artefact']}.")
         hit = group[group["n_contended"] > 0]
         if len(hit):
             names = [f"{_group_name(r)} ({int(r['n_contended'])} of {int(r['n_ok'])})"

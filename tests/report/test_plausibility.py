@@ -25,8 +25,8 @@ def test_speedup_above_the_cores_is_an_artefact_not_a_finding(tmp_path: Path) ->
     assert proc["artefact"].startswith("speedup 2.50x exceeds the 2 usable cores")
     assert _rows(result, "threads", 2)["artefact"] == ""
     assert not any("processes" in f and "2.50x" in f for f in result.findings)
-    assert any(w.startswith("Implausible: fib(n=24,tasks=8) / 3.13.0 / processes at 2 workers")
-               for w in result.warnings)
+    assert any(w.startswith("Implausible: fib(n=24,tasks=8): processes at 2 workers on 3.13.0: "
+                            "speedup 2.50x exceeds") for w in result.warnings)
     assert any("1 group(s) show a speedup the host cannot produce" in f for f in result.findings)
 
 
@@ -61,10 +61,10 @@ def test_contended_repetitions_leave_the_statistics(tmp_path: Path) -> None:
     assert any(f.startswith("5 of 11 ok repetitions ran while other processes")
                for f in result.findings)
     assert ("Contended: fib(n=24,tasks=8): 5 repetition(s) in 2 groups ran while the host "
-            "was busy and are left out: processes at 2 workers (3 of 3), threads at 2 workers "
-            "(2 of 4).") in result.warnings
+            "was busy and are left out: processes at 2 workers on 3.13.0 (3 of 3), threads at 2 "
+            "workers on 3.13.0 (2 of 4).") in result.warnings
     assert any(w.startswith("Busy host: fib(n=24,tasks=8): every repetition of processes at "
-                            "2 workers was contended") for w in result.warnings)
+                            "2 workers on 3.13.0 was contended") for w in result.warnings)
 
 
 def test_unstable_groups_are_one_line_per_workload(tmp_path: Path) -> None:
@@ -73,5 +73,14 @@ def test_unstable_groups_are_one_line_per_workload(tmp_path: Path) -> None:
     result = report_run(write_run(tmp_path / "run", manifest(), records))
     unstable = [w for w in result.warnings if w.startswith("Unstable:")]
     assert unstable == ["Unstable: fib(n=24,tasks=8): 3 of 3 groups (spread above 10% or fewer "
-                        "than 3 usable samples): sequential at 1 worker, threads at 2 workers, "
-                        "threads at 4 workers."]
+                        "than 3 usable samples): sequential at 1 worker on 3.13.0, threads at 2 "
+                        "workers on 3.13.0, threads at 4 workers on 3.13.0."]
+
+
+def test_waiting_workers_may_outnumber_the_cores(tmp_path: Path) -> None:
+    io = {"workload": "io", "workload_params": {"ms": 10, "tasks": 8}}
+    records = [record("sequential", 1, i, 0.08, cell_id="c-s", **io) for i in range(4)]
+    records += [record("threads", 4, i, 0.02, cell_id="c-t", **io) for i in range(4)]  # 4x
+    result = report_run(write_run(tmp_path / "run", manifest(), records))
+    threads = _rows(result, "threads", 4)
+    assert threads["speedup"] == 4.0 and threads["cores"] == 2 and threads["artefact"] == ""
