@@ -64,7 +64,8 @@ def check_extra_args(args: Iterable[str]) -> tuple[str, ...]:
                 f"Extra configure flag {arg!r} is not a single --flag without spaces or quotes; "
                 "pass each flag separately, e.g. --configure-arg=--with-lto."
             )
-        name = arg.split("=", 1)[0]
+        # configure reads '_' in an option name as '-' (--exec_prefix is --exec-prefix).
+        name = arg.split("=", 1)[0].replace("_", "-")
         for reserved, why in RESERVED_ARGS.items():
             if reserved.startswith(name):
                 raise GilbenchError(

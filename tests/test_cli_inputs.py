@@ -60,6 +60,9 @@ SINGLE = ["experiment", "--model", "threads", "--workload", "fib", "--python", "
           "--configure-arg=--libdir=/usr/lib"], ["--libdir would move where the build"]),
         (["build", "--python", "3.13.5", "--configure-arg=--exec-prefix=/usr"],
          ["--exec-prefix would move"]),
+        # configure reads '_' as '-' in option names (found by a hostile test)
+        (["build", "--python", "3.13.5", "--configure-arg=--exec_prefix=/etc"],
+         ["--exec-prefix would move"]),
         (["build", "--python", "3.13.5", "--configure-arg=--srcdir=/tmp"],
          ["--srcdir would build other sources than the verified tarball"]),
     ],
