@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from experiments import catalog
 from experiments import records as schema
 from gilbench.errors import GilbenchError
 
@@ -49,15 +51,24 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def _disk_error(exc: OSError, run_dir: Path, doing: str) -> GilbenchError:
+class DiskError(GilbenchError):
+    """The run folder could not be read or written."""
+
+
+class DiskFull(DiskError):
+    """The disk holding the run folder is full; what is written stays readable."""
+
+
+def _disk_error(exc: OSError, run_dir: Path, doing: str) -> DiskError:
     """One sentence for an OSError while touching a run folder."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return GilbenchError(
+        return DiskFull(
             f"The disk holding {run_dir} is full while {doing}; every record up to the last "
             f"complete one is kept: free some space and run `invoke experiment --resume "
             f"{run_dir.name}`."
         )
-    return GilbenchError(f"Cannot {doing} in {run_dir} ({exc.strerror or exc}).")
+    return DiskError(f"{doing[0].upper()}{doing[1:]} in {run_dir} failed "
+                     f"({exc.strerror or exc}); check the run folder's files and permissions.")
 
 
 def check_space(run_dir: Path, doing: str) -> None:
@@ -177,17 +188,47 @@ class Manifest:
                     f"{path}: '{name}' is a {type(value).__name__}, not what a gilbench "
                     "manifest holds there; restore it or rerun the experiment."
                 )
-        for i, cell in enumerate(data.get("cells", [])):
-            if not (isinstance(cell, dict) and isinstance(cell.get("cell_id"), str)
-                    and isinstance(cell.get("repetitions"), list)
-                    and all(isinstance(r, int) for r in cell["repetitions"])):
+        for name in ("cells", "pythons"):
+            if name not in data:
+                raise GilbenchError(f"{path} has no '{name}'; restore it or rerun the "
+                                    "experiment.")
+        for i, cell in enumerate(data["cells"]):
+            problem = _cell_problem(cell, data["run_id"])
+            if problem:
                 raise GilbenchError(
-                    f"{path}: cells[{i}] lacks a cell_id or a list of repetitions; restore "
-                    "the manifest or rerun the experiment."
+                    f"{path}: cells[{i}] is not a cell gilbench can run ({problem.rstrip('.')}"
+                    "); restore the manifest or rerun the experiment."
+                )
+        for pid, entry in data["pythons"].items():
+            if not isinstance(entry, dict):
+                raise GilbenchError(
+                    f"{path}: pythons[{pid!r}] is a {type(entry).__name__}, not an object; "
+                    "restore the manifest or rerun the experiment."
                 )
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})
+
+
+def _cell_problem(cell: Any, run_id: str) -> str:
+    """Why a planned cell cannot be run as it stands, or "": the catalog's checks and the
+    matrix bounds, so a hand-edited manifest cannot plan what a matrix could not."""
+    from gilbench.matrix import MAX_TIMEOUT_S, REPETITIONS, WORKERS
+
+    if not isinstance(cell, dict):
+        return "it is not an object"
+    problems = catalog.validate_cell({**cell, "run_id": run_id})
+    if problems:
+        return problems[0]
+    if not isinstance(cell.get("cell_id"), str) or not isinstance(cell.get("python"), str):
+        return "it has no cell_id or python"
+    if not WORKERS[0] <= cell["workers"] <= WORKERS[1]:
+        return f"'workers' must be from {WORKERS[0]} to {WORKERS[1]}, got {cell['workers']}"
+    if not all(0 <= r < REPETITIONS[1] for r in cell["repetitions"]):
+        return f"'repetitions' must lie from 0 to {REPETITIONS[1] - 1}"
+    if not 0 < cell["timeout_s"] <= MAX_TIMEOUT_S:  # NaN fails this too
+        return f"'timeout_s' must be above 0 and at most {MAX_TIMEOUT_S:g}"
+    return ""
 
 
 _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -200,6 +241,7 @@ _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
 
 def read_manifest(run_dir: Path) -> Manifest:
     path = run_dir / MANIFEST
+    _require_regular(path, run_dir)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -332,6 +374,7 @@ class Records:
 def read_records(run_dir: Path) -> Records:
     path = run_dir / RECORDS
     result = Records(path)
+    _require_regular(path, run_dir)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -361,6 +404,33 @@ def read_records(run_dir: Path) -> Records:
     return result
 
 
+def _end_of_last_line(fd: int, size: int, chunk: int = 1 << 20) -> int:
+    """The offset just after the file's last newline (0 if it has none), read backwards
+    in chunks: a torn tail of any length is cut, never a complete record."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        block = os.pread(fd, end - start, start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
+def _require_regular(path: Path, run_dir: Path) -> None:
+    """A FIFO or a device in the run folder would block or never end: refuse it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise GilbenchError(
+            f"{path} is not a regular file, so it is not part of a gilbench run; move it away "
+            f"and restore the run's {path.name}."
+        )
+
+
 class RecordWriter:
     """Appends records, each made durable before append() returns. Opening it cuts a torn
     tail back to the last complete record, so new records never follow a broken line.
@@ -371,10 +441,10 @@ class RecordWriter:
         self.run_dir = run_dir
         path = run_dir / RECORDS
         try:
+            _require_regular(path, run_dir)
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             size = os.fstat(self.fd).st_size
-            tail = os.pread(self.fd, min(size, 1 << 20), max(0, size - (1 << 20)))
-            keep = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            keep = _end_of_last_line(self.fd, size)
             if keep != size:
                 os.ftruncate(self.fd, keep)
                 os.fsync(self.fd)

@@ -24,7 +24,7 @@ def _run(tmp_path: Path) -> Path:
     run_dir = tmp_path / "20261130T000000Z-test"
     run_dir.mkdir()
     data = manifest("20261130T000000Z-test", finished_at=None, cells=[
-        {"cell_id": "c-sequential-1", "repetitions": [0, 1, 2]}])
+        {**GOOD_CELL, "cell_id": "c-sequential-1", "repetitions": [0, 1, 2]}])
     runfolder.write_manifest(run_dir, runfolder.Manifest.from_json(data, run_dir))
     return run_dir
 
@@ -40,12 +40,34 @@ def test_manifest_round_trips_and_keeps_unknown_keys(tmp_path: Path) -> None:
     assert [p.name for p in run_dir.iterdir()] == ["manifest.json"]  # no temp file left
 
 
+GOOD_CELL = {"cell_id": "c-1", "python": "p", "model": "threads", "model_config": {},
+             "workload": "io", "workload_params": {"ms": 1, "tasks": 2}, "workers": 2,
+             "warmups": 0, "repetitions": [0, 1], "timeout_s": 60}
+
+
+def _with_cell(**changes: object) -> str:
+    cell = {**GOOD_CELL, **changes}
+    body = json.dumps({"schema_version": 1, "run_id": "r", "cells": [cell], "pythons": {}})
+    return body.replace('"timeout_s": "NaN"', '"timeout_s": NaN')
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [("{", "is not valid JSON"), ("[]", "does not hold a JSON object"),
      ('{"schema_version": 1}', "has no run_id"),
      ('{"schema_version": 1, "run_id": "r", "cells": {}}', "'cells' is a dict"),
-     ('{"schema_version": 1, "run_id": "r", "cells": [{"cell_id": 3}]}', r"cells\[0\] lacks"),
+     ('{"schema_version": 1, "run_id": "r", "pythons": {}}', "has no 'cells'"),
+     ('{"schema_version": 1, "run_id": "r", "cells": []}', "has no 'pythons'"),
+     ('{"schema_version": 1, "run_id": "r", "cells": [], "pythons": {"p": "x"}}',
+      r"pythons\['p'\] is a str, not an object"),
+     (_with_cell(cell_id=3), r"cells\[0\] is not a cell gilbench can run \('cell_id' must be"),
+     # found by a hostile test: each of these ran (or crashed) on resume
+     (_with_cell(workers="two"), "'workers' must be an integer, got 'two'"),
+     (_with_cell(workers=100000), "'workers' must be from 1 to 1024, got 100000"),
+     (_with_cell(timeout_s="NaN"), "'timeout_s' must be above 0 and at most 86400"),
+     (_with_cell(timeout_s="slow"), "'timeout_s' must be a number"),
+     (_with_cell(repetitions=[-1, 5]), "'repetitions' must list non-negative integers"),
+     (_with_cell(model="nosuch"), "'model' 'nosuch' is unknown"),
      ('{"schema_version": 9, "run_id": "r"}', "schema_version 9, newer than the 1")],
 )
 def test_a_broken_manifest_is_one_sentence(tmp_path: Path, text: str, match: str) -> None:
@@ -86,7 +108,7 @@ def test_completeness_and_pending_cells(tmp_path: Path) -> None:
     run = runfolder.read_manifest(run_dir)
     done = [record("sequential", 1, 1, 1.0)]
     assert runfolder.pending_cells(run, done) == [
-        {"cell_id": "c-sequential-1", "repetitions": [0, 2]}]
+        {**GOOD_CELL, "cell_id": "c-sequential-1", "repetitions": [0, 2]}]
     state = runfolder.completeness(run_dir, run, done)
     assert (state.planned, state.missing, state.finished, state.running) == (3, 2, False, None)
     assert state.sentence(run.run_id) == (
@@ -197,3 +219,32 @@ def test_find_and_newest(tmp_path: Path) -> None:
     results.write_text("")
     with pytest.raises(GilbenchError, match="is a file"):
         runfolder.create(results, "r")
+
+
+def test_a_torn_tail_longer_than_any_read_chunk_is_cut_and_nothing_else(tmp_path: Path) -> None:
+    """Found by a hostile test: a 2 MB tail without a newline emptied records.jsonl."""
+    run_dir = _run(tmp_path)
+    good = "".join(json.dumps(record("sequential", 1, i, 1.0)) + "\n" for i in range(2))
+    (run_dir / "records.jsonl").write_bytes(good.encode() + b"y" * 2_000_000)
+    writer = runfolder.RecordWriter(run_dir)
+    writer.append(record("sequential", 1, 2, 1.0))
+    writer.close()
+    read = runfolder.read_records(run_dir)
+    assert [r["repetition"] for r in read.records] == [0, 1, 2] and not read.torn_tail
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_records_file_that_is_not_a_file_is_one_sentence(tmp_path: Path, kind: str) -> None:
+    """Found by a hostile test: a FIFO (or /dev/zero) as records.jsonl hung the report."""
+    run_dir = _run(tmp_path)
+    path = run_dir / "records.jsonl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    with pytest.raises(GilbenchError, match="is not a regular file"):
+        runfolder.read_records(run_dir)
+    with pytest.raises(GilbenchError, match="is not a regular file"):
+        runfolder.RecordWriter(run_dir)
