@@ -210,11 +210,12 @@ def _int_list(text: str, flag: str) -> list[int]:
     },
 )
 def experiment(
-    c: Context, matrix: Any = None, python: list[str] | None = None, backend: str = "",
-    model: str = "", workload: str = "", workers: str = "",
-    config: list[str] | None = None, param: list[str] | None = None, repetitions: str = "",
-    warmups: str = "", timeout: str = "", resume: str = "", cpuset: str = "",
-    memory: str = "", retry_contended: str = "",
+    c: Context, matrix: Any = None, python: list[str] | None = None, backend: str | None = None,
+    model: str | None = None, workload: str | None = None, workers: str | None = None,
+    config: list[str] | None = None, param: list[str] | None = None,
+    repetitions: str | None = None, warmups: str | None = None, timeout: str | None = None,
+    resume: str | None = None, cpuset: str | None = None, memory: str | None = None,
+    retry_contended: str | None = None,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -224,12 +225,30 @@ def experiment(
     """
     import os
     import shlex
+    import signal
     import sys
 
     from gilbench import matrix as matrices
     from gilbench import run, targets
     from gilbench.console import RunProgress, console
 
+    # None: not given. An empty value was given by mistake (`--resume ""` would otherwise
+    # start a new run): one sentence, like any other mistake.
+    values = {"--backend": backend, "--model": model, "--workload": workload,
+              "--workers": workers, "--repetitions": repetitions, "--warmups": warmups,
+              "--timeout": timeout, "--resume": resume, "--cpuset": cpuset,
+              "--memory": memory, "--retry-contended": retry_contended,
+              "--python": "" if any(not p.strip() for p in python or []) else None}
+    empty = [flag for flag, value in values.items() if value is not None and not value.strip()]
+    if empty:
+        raise Exit(f"error: {empty[0]} was given an empty value; give it one, or leave the "
+                   "flag out (`invoke experiment --help` lists them).", code=1)
+    backend, model, workload, workers = backend or "", model or "", workload or "", workers or ""
+    repetitions, warmups, timeout = repetitions or "", warmups or "", timeout or ""
+    resume, cpuset, memory = resume or "", cpuset or "", memory or ""
+    retry_contended = retry_contended or ""
+    # `kill` (SIGTERM) ends a run like Ctrl-C: records kept, and the resume command shown.
+    signal.signal(signal.SIGTERM, _terminated)
     conf = settings(c)
     cores = sorted(os.sched_getaffinity(0))
     limits = run.Limits(cpuset or ",".join(map(str, cores)), memory or str(conf["memory"]))
@@ -294,6 +313,10 @@ def experiment(
                                     progress)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
     return run_dir
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _refuse_given(flags: dict[str, Any], why: str) -> None:
@@ -394,7 +417,7 @@ def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> N
         version, _, variant = python.partition("/")
         build(c, python=version, variant=variant, backend=backend)
     run_dir = experiment(c, matrix=matrix or True, python=[python] if python else None,
-                         backend=backend)
+                         backend=backend or None)
     report(c, run=str(run_dir))  # this run, even if another one started meanwhile
 
 

@@ -134,10 +134,15 @@ def start(
     try:
         with runfolder.locked(run_dir):
             _execute(run_dir, manifest, targets, cells, limits, on_event, create=True)
-    except BaseException:
+    except BaseException as exc:
         if not (run_dir / runfolder.MANIFEST).exists():
             # Nothing was measured: leave nothing that looks like a run.
             shutil.rmtree(run_dir, ignore_errors=True)
+            if isinstance(exc, runfolder.DiskFull):  # there is no run to resume
+                raise GilbenchError(
+                    f"The disk holding {results_dir} is full, so run {run_id} could not start "
+                    "and nothing was kept; free some space and run the same command again."
+                ) from None
         raise
     return run_dir
 

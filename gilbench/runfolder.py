@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -118,8 +119,24 @@ def newest(results_dir: Path) -> Path:
     return max(runs, key=lambda p: (_started(p), p.name))
 
 
+# What a run folder holds before its manifest exists (while the pythons are probed).
+_STARTING = {"driver.log", LOCK, "cells-pending.jsonl"}
+
+
+def _remove_debris(results_dir: Path) -> None:
+    """Folders of runs killed before their manifest was written: nothing was measured,
+    so they only mislead `ls`. A folder whose lock is held is still starting."""
+    with contextlib.suppress(OSError):
+        for folder in results_dir.iterdir():
+            if (folder.is_dir() and not (folder / MANIFEST).exists()
+                    and (folder / LOCK).exists() and holder(folder) is None
+                    and {p.name for p in folder.iterdir()} <= _STARTING):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def create(results_dir: Path, run_id: str) -> Path:
     run_dir = results_dir / run_id
+    _remove_debris(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
         raise GilbenchError(
             f"The results folder {results_dir} is a file; move it away or set "

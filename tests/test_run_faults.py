@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from gilbench import runfolder
 from tests.conftest import REPO, invoke
 from tests.test_runfolder import fill, mounted_tmpfs
@@ -128,11 +130,12 @@ def test_resume_of_a_live_run_is_refused(python312: Path, tmp_path: Path) -> Non
     _assert_complete(run_dir)
 
 
-def test_interrupt_names_the_run_to_resume(python312: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_names_the_run_to_resume(python312: Path, tmp_path: Path, signum: int) -> None:
     results = tmp_path / "results"
-    proc = _start(tmp_path, python312, results)
+    proc = _start(tmp_path, python312, results, ms=200)
     run_dir = _wait_for_records(results, 2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert f"invoke experiment --resume {run_dir.name}" in err and "Traceback" not in err
@@ -162,3 +165,39 @@ def test_disk_full_mid_run_then_free_resume_report(python312: Path, tmp_path: Pa
         report = invoke("report", "--run", run_dir.name, env=_env(run_dir))
         assert report.returncode == 0, report.stderr
         assert json.loads((run_dir / "manifest.json").read_text())["finished_at"]
+
+
+def test_an_empty_resume_is_a_mistake_not_a_new_run(tmp_path: Path) -> None:
+    result = invoke("experiment", "--resume", "",
+                    env={"INVOKE_GILBENCH_RESULTS_DIR": str(tmp_path)})
+    assert _one_sentence(result).startswith("error: --resume was given an empty value")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_killed_while_probing_leaves_no_debris(python312: Path, tmp_path: Path) -> None:
+    """A run killed before its manifest exists measured nothing: the next run removes its
+    folder, which only held the driver log and a dead lock."""
+    results = tmp_path / "results"
+    debris = results / "20261130T000000Z-dead"
+    debris.mkdir(parents=True)
+    (debris / "driver.log").write_text("")
+    (debris / "run.lock").write_text("process 1 on gone, since then")
+    keep = results / "not-a-run"  # a user's own folder is never touched
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    proc = _start(tmp_path, python312, results)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert not debris.exists() and (keep / "notes.txt").read_text() == "mine"
+
+
+def test_disk_full_before_the_manifest_says_start_again(python312: Path, tmp_path: Path) -> None:
+    with mounted_tmpfs(tmp_path / "disk", "1m") as disk:
+        filler = fill(disk)
+        proc = _start(tmp_path, python312, disk)
+        out, err = proc.communicate(timeout=120)
+        sentence = _one_sentence(subprocess.CompletedProcess(proc.args, proc.returncode, out,
+                                                             err))
+        assert "is full, so run " in sentence and sentence.endswith(
+            "free some space and run the same command again.")
+        assert [p.name for p in disk.iterdir()] == [filler.name]
