@@ -267,7 +267,7 @@ def experiment(
             )
             run_dir = _run_dir(conf, resume)
             with RunProgress() as progress:
-                run.resume(run_dir, limits if (cpuset or memory) else None, progress)
+                run.resume(run_dir, cpuset or None, memory or None, progress)
         else:
             if model or workload:
                 if not (model and workload):

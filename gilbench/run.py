@@ -178,9 +178,10 @@ def _targets(manifest: runfolder.Manifest, run_dir: Path) -> list[Target]:
     return targets
 
 
-def resume(run_dir: Path, limits: Limits | None, on_event: RunEvents) -> Path:
+def resume(run_dir: Path, cpuset: str | None, memory: str | None, on_event: RunEvents) -> Path:
     """Finish an interrupted run: only repetitions without a record run again, under the
-    same limits, on the same interpreters. The run's lock keeps a second process out."""
+    same limits, on the same interpreters. The run's lock keeps a second process out.
+    A --cpuset or --memory given again must name the limit the run started with."""
     with runfolder.locked(run_dir):
         manifest = runfolder.read_manifest(run_dir)
         if not manifest.experiments_hash:
@@ -189,10 +190,13 @@ def resume(run_dir: Path, limits: Limits | None, on_event: RunEvents) -> Path:
                 "checked and the run cannot be resumed; start a new run."
             )
         stored = Limits(str(manifest.limits.get("cpuset") or ""), manifest.limits.get("memory"))
-        if limits is not None and limits != stored:
+        if (cpuset is not None and cpuset != stored.cpuset) or (
+                memory is not None and memory != stored.memory):
+            ran_with = (f"memory {stored.memory!r}" if stored.memory is not None
+                        else "no memory limit")
             raise GilbenchError(
-                f"Run {manifest.run_id} ran with cpuset {stored.cpuset!r} and memory "
-                f"{stored.memory!r}; resume it without --cpuset/--memory so the rest matches."
+                f"Run {manifest.run_id} ran with cpuset {stored.cpuset!r} and {ran_with}; "
+                "resume it without --cpuset/--memory so the rest matches."
             )
         if manifest.experiments_hash != experiments_hash():
             raise GilbenchError(
