@@ -61,9 +61,11 @@ def main() -> None:
     run_dir = run.start(chosen, resolved, REPO / "results", limits, "benchmarks/cpu_shape.py",
                         lambda kind, payload: None)
     manifest = runfolder.read_manifest(run_dir)
-    records = [r for r in runfolder.read_records(run_dir).records if r["status"] == "ok"]
+    ok = [r for r in runfolder.read_records(run_dir).records if r["status"] == "ok"]
+    records = [r for r in ok if not r["contended"]]  # as the report does
     print(f"run: {run_dir}   fib({args.n}) x {args.tasks} tasks, {args.workers} workers, "
-          f"median of {args.repetitions}")
+          f"median of {args.repetitions} in rounds; {len(ok) - len(records)} of {len(ok)} "
+          "repetitions contended (left out)")
     for pid, entry in manifest.pythons.items():
         mine = [r for r in records if r["python"] == pid]
         median = Medians(mine)
