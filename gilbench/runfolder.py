@@ -76,10 +76,10 @@ def check_space(run_dir: Path, doing: str) -> None:
     """Raise the full-disk sentence when the run's disk has (almost) no room left: then a
     dying driver is a symptom of the disk (its log could not be written), not a result."""
     try:
-        stat = os.statvfs(run_dir)
+        disk = os.statvfs(run_dir)
     except OSError:
         return
-    if stat.f_bavail * stat.f_frsize < 64 * 1024:
+    if disk.f_bavail * disk.f_frsize < 64 * 1024:
         raise _disk_error(OSError(errno.ENOSPC, "No space left on device"), run_dir, doing)
 
 
