@@ -22,7 +22,8 @@ from typing import NamedTuple
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 OTHERS_CORES = 0.25
 STEAL_SHARE = 0.10
-MIN_SECONDS = 3 * 0.01
+# Three ticks, less a hair: tick sums are floats, and three of them must count as three.
+MIN_SECONDS = 3 * TICK_S - 1e-6
 THROTTLED_SECONDS = 0.001
 
 

@@ -55,7 +55,7 @@ def test_a_real_run_with_burners_retries_each_contended_repetition_once(
 ) -> None:
     (tmp_path / "m.toml").write_text(
         "repetitions = 3\nwarmups = 0\nworkers = [2]\n[models.sequential]\n[models.threads]\n"
-        "[workloads.fib]\nn = 26\ntasks = 2\n")
+        "[workloads.fib]\nn = 27\ntasks = 2\n")
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                for _ in os.sched_getaffinity(0)]
     try:
