@@ -90,6 +90,9 @@ def find(name_or_path: str) -> Path:
                 f"Matrix path {candidate} is a folder; give a .toml file (or a matrix name: "
                 f"{', '.join(available())})."
             )
+        if candidate.exists() and not candidate.is_file():  # /dev/null, a FIFO
+            raise GilbenchError(f"Matrix path {candidate} is not a regular file; give a .toml "
+                                "file.")
         if not candidate.is_file():
             raise GilbenchError(f"Matrix file {candidate} does not exist.")
         return candidate

@@ -106,6 +106,11 @@ def _started(run_dir: Path) -> str:
 
 def newest(results_dir: Path) -> Path:
     """The run under results_dir that started last (by manifest, then by name)."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise GilbenchError(
+            f"The results folder {results_dir} is a file; move it away or set "
+            "gilbench.results_dir to a folder."
+        )
     if not results_dir.is_dir():
         raise GilbenchError(
             f"Results folder {results_dir} does not exist; run `invoke experiment` first."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,11 @@ def test_flags_matrix_sweeps_every_subinterpreter_flag() -> None:
 def test_order_defaults_to_shuffled(tmp_path: Path) -> None:
     assert matrix.load(write(tmp_path, BASE)).order == "shuffled"
     assert matrix.load(write(tmp_path, 'order = "matrix"\n' + BASE)).order == "matrix"
+
+
+def test_a_matrix_path_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "m.toml"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/null"):
+        with pytest.raises(GilbenchError, match="is not a regular file"):
+            matrix.load(path)

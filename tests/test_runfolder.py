@@ -248,3 +248,9 @@ def test_a_records_file_that_is_not_a_file_is_one_sentence(tmp_path: Path, kind:
         runfolder.read_records(run_dir)
     with pytest.raises(GilbenchError, match="is not a regular file"):
         runfolder.RecordWriter(run_dir)
+
+
+def test_newest_in_a_results_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "results").write_text("")
+    with pytest.raises(GilbenchError, match="is a file; move it away"):
+        runfolder.newest(tmp_path / "results")
