@@ -19,7 +19,7 @@ from experiments import catalog
 from experiments.records import STATUSES
 from gilbench.report import stats
 from gilbench.report.errors import ReportError
-from gilbench.report.load import RunData
+from gilbench.report.load import RunData, contended_ok, quiet_ok
 
 GROUP_KEYS = ["python", "python_label", "workload", "workload_params", "model", "model_config",
               "workers"]  # fmt: skip
@@ -69,9 +69,8 @@ def usable(group: pd.DataFrame) -> pd.Series:
     """The group's ok records measured without contention (unknown, as in v1 records,
     counts as none). When every ok record was contended, all of them: a busy host's
     numbers, flagged (all_contended), beat no numbers at all."""
-    ok = group["status"] == "ok"
-    quiet = ok & ~group["contended"].fillna(False).astype(bool)
-    return quiet if quiet.any() else ok
+    quiet = quiet_ok(group)
+    return quiet if quiet.any() else group["status"] == "ok"
 
 
 def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
@@ -95,7 +94,7 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
         status=_dominant_status(counts),
         n_records=len(group),
         n_ok=counts["ok"],
-        n_contended=int((group["status"].eq("ok") & group["contended"].fillna(False)).sum()),
+        n_contended=int(contended_ok(group).sum()),
         all_contended=bool(len(ok)) and bool(ok["contended"].fillna(False).all()),
         **{f"n_{status}": counts[status] for status in STATUSES if status != "ok"},
         wall_median_s=stats.median(wall),

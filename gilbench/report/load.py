@@ -124,6 +124,16 @@ def load_run(run_dir: Path) -> RunData:
     return RunData(run_dir, manifest, frame, completeness, warnings + notes)
 
 
+def contended_ok(frame: pd.DataFrame) -> pd.Series:
+    """ok records measured while the host was busy (unknown, as in v1 records: not)."""
+    return (frame["status"] == "ok") & frame["contended"].fillna(False).astype(bool)
+
+
+def quiet_ok(frame: pd.DataFrame) -> pd.Series:
+    """ok records measured without contention: the ones statistics are made of."""
+    return (frame["status"] == "ok") & ~contended_ok(frame)
+
+
 def _one_record_per_repetition(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """A repetition measured again (--retry-contended) keeps every attempt on disk; the
     report uses its first quiet ok attempt, else its last one. The same attempt twice is
@@ -136,7 +146,7 @@ def _one_record_per_repetition(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[
         notes.append(f"{int(twice.sum())} record(s) repeat a (cell, repetition) already "
                      "recorded; only the first of each is used.")
         frame, attempt = frame.loc[~twice], attempt.loc[~twice]
-    quiet = (frame["status"] == "ok") & ~frame["contended"].fillna(False).astype(bool)
+    quiet = quiet_ok(frame)
     # Quiet attempts first, earliest first; without one, the latest attempt.
     ranked = frame.assign(_quiet=quiet, _attempt=attempt.where(quiet, -attempt)).sort_values(
         ["_quiet", "_attempt"], ascending=[False, True], kind="stable")
