@@ -33,7 +33,9 @@ def unsupported(config: dict[str, Any]) -> str | None:
 
 
 def api(config: dict[str, Any]) -> str:
-    return "concurrent.futures.InterpreterPoolExecutor"
+    # The pool's worker threads each create their interpreter as they start, with no
+    # lock between them: creation is concurrent (no `create` axis to choose it here).
+    return "concurrent.futures.InterpreterPoolExecutor (concurrent creation)"
 
 
 def transport(config: dict[str, Any]) -> str | None:

@@ -10,6 +10,9 @@ running interpreter. Each offers:
   `_get()` inside the sub-interpreter, and objects to bind in its `__main__`
 - `run(config, source, shared)`: create an interpreter with `config`, run `source`
   in it (blocking this thread), destroy it; raises with CPython's message.
+
+`config` is the catalog's subinterpreters config: the PyInterpreterConfig fields plus
+`create`, which is ours (see `creation()`) and never reaches CPython.
 """
 
 from __future__ import annotations
@@ -17,17 +20,24 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
-from types import ModuleType
-from typing import Any
 
 from experiments.catalog import model_config
 
-# Interpreters are created one at a time (each worker thread still creates its own):
-# concurrent creation sometimes fails in 3.13 with "Failed to import encodings module",
-# seen here on 3.13.0 and 3.13.5t. Creating them in turn is also what a program doing
-# `for _ in range(n): interpreters.create()` pays. (3.12's _testcapi path for custom
-# configs creates, runs and destroys in one call, so it cannot take the lock.)
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
+# create = "serial": interpreters are created one at a time under this lock (each worker
+# thread still creates its own), as a program doing `for _ in range(n): create()` pays.
+# create = "concurrent" (the default) takes no lock, as applications whose threads each
+# create their own interpreter do. Concurrent creation sometimes fails in 3.13 with
+# "Failed to import encodings module" (known upstream; seen here on 3.13.0 and
+# 3.13.5t): that is a finding, recorded as `invalid` with CPython's message.
 CREATE_LOCK = threading.Lock()
+
+# Keys of our config that are not PyInterpreterConfig fields.
+_OURS = ("create",)
 
 # Newest first: the first adapter whose version this interpreter reaches.
 _ADAPTERS = (((3, 14), "v314"), ((3, 13), "v313"), ((3, 12), "v312"))
@@ -43,10 +53,35 @@ def adapter() -> ModuleType | None:
 
 
 def isolated_config() -> dict[str, Any]:
-    """CPython's own "isolated" config, which is also the catalog's default."""
+    """CPython's own "isolated" config, which is also the catalog's default (with `create`)."""
     return model_config("subinterpreters", {})
+
+
+def interp_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The PyInterpreterConfig fields only, `gil` included: what CPython is given."""
+    return {k: v for k, v in config.items() if k not in _OURS}
 
 
 def flags(config: dict[str, Any]) -> dict[str, Any]:
     """The PyInterpreterConfig fields except `gil`, whose spelling differs per version."""
-    return {k: v for k, v in config.items() if k != "gil"}
+    return {k: v for k, v in interp_config(config).items() if k != "gil"}
+
+
+def serial(config: dict[str, Any]) -> bool:
+    return config.get("create") == "serial"
+
+
+class _Unlocked:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_UNLOCKED = _Unlocked()
+
+
+def creation(config: dict[str, Any]) -> Any:
+    """What to hold while creating one interpreter: CREATE_LOCK when create = "serial"."""
+    return CREATE_LOCK if serial(config) else _UNLOCKED

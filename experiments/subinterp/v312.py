@@ -5,15 +5,25 @@
 only through `_testcapi.run_in_subinterp_with_config(code, **flags, gil=N)`,
 which creates the interpreter in the calling thread, runs the code and ends it.
 There `gil` is an int: 1 shared, 2 own (0 means the default, shared).
+
+create = "serial" on that `_testcapi` path is reported `unsupported`: the call creates,
+runs and destroys the interpreter in one go, so a lock around it would serialise the
+workers' whole lives (and deadlock, since every worker waits for all to be ready), and
+releasing the lock once the interpreter exists would need a handshake out of the new
+interpreter that no other version's path has. The two presets create through
+`_xxsubinterpreters.create()`, which takes the lock like 3.13 and 3.14 do.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
 
-from experiments.subinterp import CREATE_LOCK, flags, isolated_config
+from experiments.subinterp import creation, flags, interp_config, isolated_config, serial
+
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from typing import Any
 
 TRANSPORT = "_xxinterpchannels"
 
@@ -30,10 +40,13 @@ _GIL = {"shared": 1, "own": 2}
 
 
 def _preset(config: dict[str, Any]) -> bool | None:
-    """`isolated=` for `_xxsubinterpreters.create` when config is one of its two presets."""
-    if config == isolated_config():
+    """`isolated=` for `_xxsubinterpreters.create` when config is one of its two presets.
+
+    Compared without `create`, which is how, not what, to create."""
+    fields = interp_config(config)
+    if fields == interp_config(isolated_config()):
         return True
-    if config == _LEGACY:
+    if fields == _LEGACY:
         return False
     return None
 
@@ -49,6 +62,12 @@ def unsupported(config: dict[str, Any]) -> str | None:
         return (
             "3.12's _xxsubinterpreters.create() only offers the isolated and legacy "
             "configs, and this build has no _testcapi for the others."
+        )
+    if _preset(config) is None and serial(config):
+        return (
+            "create=serial needs creation apart from running, and 3.12's "
+            "_testcapi.run_in_subinterp_with_config (the only way to this config) "
+            "creates, runs and destroys in one call; use create=concurrent."
         )
     return None
 
@@ -93,7 +112,7 @@ def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
     isolated = _preset(config)
     if isolated is not None:
         interpreters = importlib.import_module("_xxsubinterpreters")
-        with CREATE_LOCK:
+        with creation(config):
             interp = interpreters.create(isolated=isolated)
         try:
             interpreters.run_string(interp, source)
@@ -101,6 +120,7 @@ def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
             interpreters.destroy(interp)
         return
     testcapi = importlib.import_module("_testcapi")
+    # Always concurrent: unsupported() refuses create=serial here (see the docstring).
     rc = testcapi.run_in_subinterp_with_config(source, **flags(config), gil=_GIL[config["gil"]])
     if rc != 0:  # the source reports its own errors; this is only a backstop
         raise RuntimeError(f"run_in_subinterp_with_config returned {rc}")

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
 
-from experiments.subinterp import CREATE_LOCK
+from experiments.subinterp import creation, interp_config
+
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from typing import Any
 
 TRANSPORT = "_interpqueues"
 
@@ -23,7 +26,7 @@ def unsupported(config: dict[str, Any]) -> str | None:
         if importlib.util.find_spec(module) is None:
             return f"this 3.13 build lacks {module}."
     known = vars(_interpreters().new_config("isolated"))
-    missing = [key for key in config if key not in known]
+    missing = [key for key in interp_config(config) if key not in known]
     if missing:
         return f"_interpreters.new_config() has no {', '.join(missing)} field on this version."
     return None
@@ -75,8 +78,10 @@ class ExecFailed(RuntimeError):
 
 def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
     interpreters = _interpreters()
-    with CREATE_LOCK:
-        interp = interpreters.create(interpreters.new_config("isolated", **config))
+    # `create` is ours, not a PyInterpreterConfig field: never passed to new_config.
+    fields = interpreters.new_config("isolated", **interp_config(config))
+    with creation(config):
+        interp = interpreters.create(fields)
     try:
         if shared:
             interpreters.set___main___attrs(interp, shared)

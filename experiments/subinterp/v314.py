@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
 
-from experiments.subinterp import CREATE_LOCK, isolated_config
+from experiments.subinterp import creation, interp_config, isolated_config
+
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from typing import Any
 
 TRANSPORT = "concurrent.interpreters.Queue"
 
@@ -29,14 +32,19 @@ def unsupported(config: dict[str, Any]) -> str | None:
     if importlib.util.find_spec("concurrent.interpreters") is None:
         return "this build lacks concurrent.interpreters."
     known = vars(_low().new_config("isolated"))
-    missing = [key for key in config if key not in known]
+    missing = [key for key in interp_config(config) if key not in known]
     if missing:
         return f"_interpreters.new_config() has no {', '.join(missing)} field on this version."
     return None
 
 
+def _isolated(config: dict[str, Any]) -> bool:
+    """Whether the PyInterpreterConfig fields (`create` aside) are the default ones."""
+    return interp_config(config) == interp_config(isolated_config())
+
+
 def api(config: dict[str, Any]) -> str:
-    if config == isolated_config():
+    if _isolated(config):
         return "concurrent.interpreters (3.14)"
     return "concurrent.interpreters+_interpreters.new_config (3.14)"
 
@@ -68,12 +76,14 @@ def prelude(out_q: Any, in_q: Any) -> tuple[str, dict[str, Any]]:
 
 def run(config: dict[str, Any], source: str, shared: dict[str, Any]) -> None:
     interpreters = _interpreters()
-    with CREATE_LOCK:
-        if config == isolated_config():
+    low = _low()
+    # `create` is ours, not a PyInterpreterConfig field: never passed to new_config.
+    fields = None if _isolated(config) else low.new_config("isolated", **interp_config(config))
+    with creation(config):
+        if fields is None:
             interp = interpreters.create()
         else:
-            low = _low()
-            interp_id = low.create(low.new_config("isolated", **config), reqrefs=True)
+            interp_id = low.create(fields, reqrefs=True)
             interp = interpreters.Interpreter(interp_id, _ownsref=True)
     try:
         if shared:
