@@ -207,6 +207,12 @@ def _int_list(text: str, flag: str) -> list[int]:
         "retry_contended": "Measure a repetition again, up to N times (0-10), when other "
         "processes, steal or a CPU quota took the CPU while it ran; every attempt is kept "
         "(default: the matrix's retry_contended, else 0).",
+        "target_ci": "Adaptive sampling: add repetitions to each cell until the 95% CI of its "
+        "median is within this, e.g. 2% (default: the matrix's target_ci, else fixed "
+        "repetitions).",
+        "max_repetitions": "With --target-ci: the most repetitions per cell (default 50).",
+        "cell_budget": "With --target-ci: seconds each cell may take before it stops "
+        "(default 120).",
     },
 )
 def experiment(
@@ -215,7 +221,8 @@ def experiment(
     config: list[str] | None = None, param: list[str] | None = None,
     repetitions: str | None = None, warmups: str | None = None, timeout: str | None = None,
     resume: str | None = None, cpuset: str | None = None, memory: str | None = None,
-    retry_contended: str | None = None,
+    retry_contended: str | None = None, target_ci: str | None = None,
+    max_repetitions: str | None = None, cell_budget: str | None = None,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -238,6 +245,8 @@ def experiment(
               "--workers": workers, "--repetitions": repetitions, "--warmups": warmups,
               "--timeout": timeout, "--resume": resume, "--cpuset": cpuset,
               "--memory": memory, "--retry-contended": retry_contended,
+              "--target-ci": target_ci, "--max-repetitions": max_repetitions,
+              "--cell-budget": cell_budget,
               "--python": "" if any(not p.strip() for p in python or []) else None}
     empty = [flag for flag, value in values.items() if value is not None and not value.strip()]
     if empty:
@@ -247,6 +256,8 @@ def experiment(
     repetitions, warmups, timeout = repetitions or "", warmups or "", timeout or ""
     resume, cpuset, memory = resume or "", cpuset or "", memory or ""
     retry_contended = retry_contended or ""
+    sampling = {"--target-ci": target_ci or "", "--max-repetitions": max_repetitions or "",
+                "--cell-budget": cell_budget or ""}
     # `kill` (SIGTERM) ends a run like Ctrl-C: records kept, and the resume command shown.
     signal.signal(signal.SIGTERM, _terminated)
     conf = settings(c)
@@ -260,7 +271,7 @@ def experiment(
             _refuse_given(
                 {"--matrix": matrix is not None, "--python": python, "--backend": backend,
                  "--model": model, "--workload": workload,
-                 "--retry-contended": retry_contended, **cell_flags},
+                 "--retry-contended": retry_contended, **sampling, **cell_flags},
                 "cannot be given with --resume, which finishes a run with the matrix, cells "
                 "and pythons it started with; drop {them}, or start a new run without "
                 "--resume",
@@ -295,6 +306,17 @@ def experiment(
             if retry_contended:
                 chosen = matrices.with_retries(
                     chosen, _int_flag(retry_contended, "retry-contended", "2"))
+            if target_ci:
+                chosen = matrices.with_sampling(
+                    chosen, target_ci,
+                    _int_flag(max_repetitions, "max-repetitions", "50") if max_repetitions
+                    else None,
+                    _float_flag(cell_budget, "cell-budget", "120") if cell_budget else None)
+            else:
+                _refuse_given({"--max-repetitions": max_repetitions,
+                               "--cell-budget": cell_budget},
+                              "only {apply} with --target-ci (adaptive sampling); add "
+                              "--target-ci or drop {them}")
             ensure_dir(conf["results_dir"], "results folder",
                        "gilbench.results_dir (invoke.yaml or INVOKE_GILBENCH_RESULTS_DIR)")
             specs = python or chosen.pythons or [conf["python"]]

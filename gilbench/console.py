@@ -95,7 +95,10 @@ class RunProgress:
         self.progress.stop()
 
     def __call__(self, kind: str, payload: Any) -> None:
-        if kind == "start":
+        if kind == "start" and self.task is not None:  # retries, adaptive rounds: more work
+            total = self.progress.tasks[-1].total or 0
+            self.progress.update(self.task, total=total + payload)
+        elif kind == "start":
             self.task = self.progress.add_task("records", total=payload)
         elif kind == "python":
             self.python = str(payload)

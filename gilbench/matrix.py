@@ -24,12 +24,18 @@
                                     # k holding repetitions [k*batch, (k+1)*batch) of every
                                     # cell of every python, each in a fresh process with its
                                     # own warmups (as pyperf spreads values over processes)
+    target_ci = "2%"                # adaptive sampling (gilbench.sampling): add rounds of
+                                    # `batch` repetitions until each cell's median has a 95%
+                                    # CI within +-2%, up to max_repetitions (default 50) and
+                                    # cell_budget_s seconds per cell (default 120); the
+                                    # manifest records why each cell stopped
 
 Bounds (a value outside is refused with one sentence; NaN and infinity, which TOML
 allows, are refused too): repetitions 1..10000, warmups 0..1000, workers 1..1024
 (above that threads, processes and sub-interpreters exhaust ordinary hosts' limits
 before they measure anything), timeout_s above 0 and at most 86400 (one day), batch
-1..10000, retry_contended 0..10.
+1..10000, retry_contended 0..10, target_ci 0.1%..50%, max_repetitions repetitions..10000,
+cell_budget_s above 0 and at most 86400.
 """
 
 from __future__ import annotations
@@ -53,8 +59,12 @@ WARMUPS = (0, 1_000)
 WORKERS = (1, 1_024)
 MAX_TIMEOUT_S = 86_400.0
 TOP_KEYS = {"description", "workers", "repetitions", "warmups", "timeout_s", "pythons", "order",
-            "batch", "retry_contended", "models", "workloads", "exclude"}
+            "batch", "retry_contended", "target_ci", "max_repetitions", "cell_budget_s",
+            "models", "workloads", "exclude"}
 RETRIES = (0, 10)
+TARGET_CI = (0.001, 0.5)  # as fractions: 0.1% .. 50%
+MAX_REPETITIONS = 50  # default ceiling of an adaptive cell
+CELL_BUDGET_S = 120.0  # default time an adaptive cell may take
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,10 @@ class Matrix:
     order: str = "shuffled"
     batch: int = 1  # repetitions per process, and per round
     retry_contended: int = 0  # remeasure a contended repetition up to this many times
+    # Adaptive sampling (gilbench.sampling): None keeps the fixed `repetitions`.
+    target_ci: float | None = None
+    max_repetitions: int = MAX_REPETITIONS
+    cell_budget_s: float = CELL_BUDGET_S
 
 
 def available() -> list[str]:
@@ -174,16 +188,72 @@ def parse(
     pythons = _as_list(data.get("pythons", []))
     if not all(isinstance(p, str) for p in pythons):
         raise GilbenchError(f"{where}: 'pythons' must be a list of strings.")
+    repetitions = _bounded_int(where, "repetitions", data.get("repetitions", 5), REPETITIONS)
+    adaptive = _adaptive(where, data, repetitions)
     return Matrix(
         name=name, path=path, text=text, description=str(data.get("description", "")),
         models=models, workloads=workloads, workers=workers,
-        repetitions=_bounded_int(where, "repetitions", data.get("repetitions", 5), REPETITIONS),
+        repetitions=repetitions,
         warmups=_bounded_int(where, "warmups", data.get("warmups", 1), WARMUPS),
         timeout_s=timeout, pythons=pythons, exclude=exclude, order=order,
         batch=_bounded_int(where, "batch", data.get("batch", 1), REPETITIONS),
         retry_contended=_bounded_int(where, "retry_contended", data.get("retry_contended", 0),
                                      RETRIES),
+        **adaptive,
     )
+
+
+def target_ci(where: str, value: Any) -> float:
+    """'2%' (or, in a matrix file, the fraction 0.02) as a fraction within TARGET_CI."""
+    low, high = TARGET_CI
+    fraction: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            fraction = float(text[:-1]) / 100 if text.endswith("%") else None
+        except ValueError:
+            fraction = None
+    if (not isinstance(fraction, int | float) or isinstance(fraction, bool)
+            or not math.isfinite(fraction) or not low <= fraction <= high):
+        raise GilbenchError(
+            f"{where}: the target CI must be a percentage from {low:.1%} to {high:.0%} such "
+            f"as '2%', got {value!r}."
+        )
+    return float(fraction)
+
+
+def _adaptive(where: str, data: dict[str, Any], repetitions: int) -> dict[str, Any]:
+    """target_ci with its ceiling and budget; the last two are refused without it."""
+    if "target_ci" not in data:
+        given = [key for key in ("max_repetitions", "cell_budget_s") if key in data]
+        if given:
+            raise GilbenchError(f"{where}: '{given[0]}' only applies with 'target_ci' "
+                                "(adaptive sampling); add target_ci or drop it.")
+        return {}
+    ceiling = _bounded_int(where, "max_repetitions",
+                           data.get("max_repetitions", max(MAX_REPETITIONS, repetitions)),
+                           (repetitions, REPETITIONS[1]))
+    budget = data.get("cell_budget_s", CELL_BUDGET_S)
+    if (not isinstance(budget, int | float) or isinstance(budget, bool)
+            or not math.isfinite(budget) or not 0 < budget <= MAX_TIMEOUT_S):
+        raise GilbenchError(
+            f"{where}: 'cell_budget_s' must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT_S:.0f}, got {budget!r}."
+        )
+    return {"target_ci": target_ci(where, data["target_ci"]), "max_repetitions": ceiling,
+            "cell_budget_s": float(budget)}
+
+
+def with_sampling(matrix: Matrix, target: str, max_repetitions: int | None,
+                  budget_s: float | None) -> Matrix:
+    """The matrix with adaptive sampling from the command line, checked like the keys."""
+    data: dict[str, Any] = {"target_ci": target}
+    if max_repetitions is not None:
+        data["max_repetitions"] = max_repetitions
+    if budget_s is not None:
+        data["cell_budget_s"] = budget_s
+    where = "The command line (--target-ci)"
+    return replace(matrix, **_adaptive(where, data, matrix.repetitions))
 
 
 def _axes_tables(

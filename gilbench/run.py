@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.records import make_record
-from gilbench import __version__, backends, hostinfo, runfolder
+from gilbench import __version__, backends, hostinfo, runfolder, sampling
 from gilbench.errors import GilbenchError, Interrupted
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR
@@ -125,7 +127,9 @@ def start(
         matrix={"name": matrix.name, "path": str(matrix.path) if matrix.path else None,
                 "text": matrix.text, "description": matrix.description},
         order={"kind": matrix.order, "seed": seed, "batch": matrix.batch,
-               "retry_contended": matrix.retry_contended},
+               "retry_contended": matrix.retry_contended,
+               **({"target_ci": matrix.target_ci, "max_repetitions": matrix.max_repetitions,
+                   "cell_budget_s": matrix.cell_budget_s} if matrix.target_ci else {})},
         cells=cells,  # in the order they run
         limits={"cpuset": limits.cpuset, "memory": limits.memory},
         host=hostinfo.collect(),
@@ -249,6 +253,7 @@ def _execute(
             stack.callback(writer.close)
             batch = int(manifest.order.get("batch") or 1)
             retries = int(manifest.order.get("retry_contended") or 0)
+            spent: dict[str, float] = {}  # cell_id -> seconds its processes took
 
             def measure(todo: list[dict[str, Any]]) -> None:
                 for _, round_cells in plan_rounds(todo, batch):
@@ -257,9 +262,17 @@ def _execute(
                                 if cell["python"] == target.id]
                         if mine:
                             on_event("python", labels[target.id])
-                            _stream(runners[target.id], mine, writer, run_dir, on_event)
+                            _stream(runners[target.id], mine, writer, run_dir, on_event,
+                                    spent)
 
             measure(cells)
+            policy = _policy(manifest.order)
+            while policy is not None:
+                more = _sample_more(run_dir, manifest, policy, batch, spent)
+                if not more:
+                    break
+                on_event("start", sum(len(cell["repetitions"]) for cell in more))
+                measure(more)
             for _ in range(retries):  # every attempt stays in the records
                 again = runfolder.contended_cells(
                     manifest, runfolder.read_records(run_dir).records, retries)
@@ -278,6 +291,41 @@ def _execute(
     runfolder.write_manifest(run_dir, manifest)
 
 
+def _policy(order: dict[str, Any]) -> sampling.Policy | None:
+    if not order.get("target_ci"):
+        return None
+    return sampling.Policy(float(order["target_ci"]), int(order["max_repetitions"]),
+                           float(order["cell_budget_s"]))
+
+
+def _sample_more(run_dir: Path, manifest: runfolder.Manifest, policy: sampling.Policy,
+                 batch: int, spent: dict[str, float]) -> list[dict[str, Any]]:
+    """Decide, for every cell still sampling, whether it stops; plan one more round of
+    `batch` repetitions for the rest. The plan and the decisions reach the manifest before
+    anything runs, so a killed run resumes into the same plan."""
+    samples = runfolder.samples_by_cell(runfolder.read_records(run_dir).records)
+    more = []
+    for cell in manifest.cells:
+        state = manifest.sampling.setdefault(cell["cell_id"], {})
+        state["elapsed_s"] = round(float(state.get("elapsed_s") or 0)
+                                   + spent.pop(cell["cell_id"], 0.0), 3)
+        if state.get("stop"):
+            continue
+        got = samples.get(cell["cell_id"]) or runfolder.Samples([], 0, False)
+        state["stop"] = sampling.decide(got.quiet, got.measured, got.any_ok,
+                                        state["elapsed_s"], policy)
+        width = sampling.half_width(got.quiet)
+        state["ci_half_width"] = round(width, 5) if math.isfinite(width) else None
+        state["repetitions"] = got.measured
+        if state["stop"] is None:
+            first = max(cell["repetitions"], default=-1) + 1
+            added = list(range(first, min(first + batch, policy.max_repetitions)))
+            cell["repetitions"].extend(added)
+            more.append({**cell, "repetitions": added})
+    runfolder.write_manifest(run_dir, manifest)
+    return more
+
+
 def _parse(line: str) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
@@ -288,18 +336,24 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 def _stream(
     runner: Runner, cells: list[dict[str, Any]], writer: runfolder.RecordWriter, run_dir: Path,
-    on_event: RunEvents,
+    on_event: RunEvents, spent: dict[str, float],
 ) -> None:
     pending = cells
     while pending:
         expected = {(c["cell_id"], r) for c in pending for r in c["repetitions"]}
         got = 0
+        # The driver runs cells one after another, so the time up to a record's arrival
+        # since the one before went to that record's cell (its budget, with --target-ci).
+        last = time.monotonic()
         for line in runner.run_cells(pending):
             record = _parse(line)
             key = (record or {}).get("cell_id"), (record or {}).get("repetition")
             if record is None or key not in expected:
                 continue
             expected.discard(key)
+            now = time.monotonic()
+            spent[str(key[0])] = spent.get(str(key[0]), 0.0) + now - last
+            last = now
             writer.append(record)
             on_event("record", record)
             got += 1

@@ -177,12 +177,17 @@ class Manifest:
     backend: dict[str, Any] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
     pythons: dict[str, Any] = field(default_factory=dict)
+    # --target-ci runs: cell_id -> {"stop": reason or None, "repetitions", "ci_half_width",
+    # "elapsed_s"} (gilbench.sampling); empty for fixed repetitions.
+    sampling: dict[str, Any] = field(default_factory=dict)
     schema_version: int = MANIFEST_SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         extra = data.pop("extra")
+        if not data["sampling"]:  # fixed repetitions: the manifest stays as it was
+            del data["sampling"]
         return {"schema_version": data.pop("schema_version"), **data, **extra}
 
     @classmethod
@@ -257,7 +262,7 @@ _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
     "run_id": str, "started_at": str, "finished_at": (str, type(None)), "resumed_at": list,
     "tool_version": str, "experiments_hash": str, "command": str, "matrix": dict,
     "order": dict, "cells": list, "limits": dict, "backend": dict, "host": dict,
-    "pythons": dict, "schema_version": int,
+    "pythons": dict, "sampling": dict, "schema_version": int,
 }  # fmt: skip
 
 
@@ -515,6 +520,34 @@ def contended_cells(manifest: Manifest, records: list[Record], retries: int) -> 
         again += [{**cell, "repetitions": reps, "attempt": attempt}
                   for attempt, reps in sorted(by_attempt.items())]
     return again
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A cell's records as the statistics see them (the report's rule, load.py)."""
+
+    quiet: list[float]  # wall_s of each repetition's first quiet ok attempt
+    measured: int  # repetitions with at least one record
+    any_ok: bool  # some attempt measured ok, contended or not
+
+
+def samples_by_cell(records: list[Record]) -> dict[str, Samples]:
+    """Per cell: a repetition counts once, with its first quiet (not contended) ok attempt,
+    the same rule the report applies (report/load.py, _one_record_per_repetition)."""
+    attempts: dict[str, dict[int, list[Record]]] = {}
+    for record in records:
+        attempts.setdefault(record["cell_id"], {}).setdefault(
+            record["repetition"], []).append(record)
+    samples = {}
+    for cell_id, repetitions in attempts.items():
+        quiet = []
+        for tried in repetitions.values():
+            calm = [r for r in tried if r["status"] == "ok" and not r.get("contended")]
+            if calm:
+                quiet.append(float(min(calm, key=lambda r: r.get("attempt") or 0)["wall_s"]))
+        any_ok = any(r["status"] == "ok" for tried in repetitions.values() for r in tried)
+        samples[cell_id] = Samples(quiet, len(repetitions), any_ok)
+    return samples
 
 
 def pending_cells(manifest: Manifest, records: list[Record]) -> list[dict[str, Any]]:
