@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gilbench import engine, hostinfo
+from gilbench import engine, hostinfo, topology
 from gilbench.paths import dir_problem
 
 
@@ -63,6 +63,29 @@ def check_cores() -> Check:
         return Check("cores", "warn", f"{cores} usable core",
                      "parallel models need at least 2 cores to show any speedup")
     return Check("cores", "ok", f"{cores} usable cores")
+
+
+def check_topology(root: Path = topology.SYSFS, cpus: set[int] | None = None) -> Check:
+    """Physical cores, SMT and NUMA nodes of the usable CPUs; SMT siblings among them are
+    a warning: two workers on siblings share one core and measure as one."""
+    usable = set(os.sched_getaffinity(0)) if cpus is None else cpus
+    topo = topology.read(root, cpus=usable)
+    siblings = topo.smt_siblings(usable)
+    nodes = len(topo.nodes(usable))
+    detail = (f"{len(usable)} usable logical CPUs on {topo.physical_cores(usable)} physical "
+              f"cores, SMT {'on' if siblings else 'off'}, {nodes} NUMA node"
+              f"{'s' if nodes != 1 else ''}")
+    if topo.fallback:
+        detail += f" ({'; '.join(topo.fallback)})"
+    if siblings:
+        pairs = ", ".join(topology.format_cpulist(core) for core in siblings[:3])
+        more = f" and {len(siblings) - 3} more" if len(siblings) > 3 else ""
+        return Check("cpu topology", "warn",
+                     f"{detail}; SMT siblings share a core: {pairs}{more}",
+                     "gilbench places a run on one logical CPU per physical core unless "
+                     "--cpuset names siblings; or turn SMT off (echo off > "
+                     "/sys/devices/system/cpu/smt/control)")
+    return Check("cpu topology", "ok", detail)
 
 
 def check_load() -> Check:
@@ -148,6 +171,8 @@ def run_all(cache_dir: Path, source_cache: Path) -> list[Check]:
     checks = [check_docker(info), check_cache_disk(cache_dir)]
     if info and info.get("DockerRootDir"):  # where the images go
         checks.append(check_disk(Path(info["DockerRootDir"]), need_gib=10, name="disk (docker)"))
-    more: list[Callable[[], Check]] = [check_cores, check_load, check_noise, check_governor,
-                                       check_mmdebstrap, lambda: check_source_cache(source_cache)]
+    more: list[Callable[[], Check]] = [
+        check_cores, check_topology, check_load, check_noise, check_governor, check_mmdebstrap,
+        lambda: check_source_cache(source_cache),
+    ]
     return checks + [check() for check in more]

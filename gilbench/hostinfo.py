@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gilbench import topology as _topology
+
 
 def _read(path: str) -> str | None:
     try:
@@ -58,6 +60,16 @@ def cores() -> int | None:
         return os.cpu_count()
 
 
+def topology() -> dict[str, Any]:
+    """The CPUs this process may use as physical cores, SMT and NUMA nodes (sysfs), with
+    every core's CPUs, so a report can count the physical cores of any cpuset of the run."""
+    try:
+        usable: set[int] | None = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = None
+    return _topology.read(cpus=usable).summary()
+
+
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -71,6 +83,7 @@ def collect() -> dict[str, Any]:
         "cpu_model": cpu_model,
         "cores": cores,
         "cores_online": os.cpu_count,
+        "topology": topology,
         "governor": cpu_governor,
         "loadavg": loadavg,
         "kernel": platform.release,

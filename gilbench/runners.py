@@ -5,6 +5,11 @@ filesystem with a tmpfs /tmp, no capabilities, no-new-privileges, a pids limit, 
 and memory limit), the experiments/ tree copied in, one `docker exec` of the driver for
 all cells.
 native: the driver as a subprocess of this host, pinned to the CPU set.
+
+Placement (gilbench/topology.py, as BenchExec does it): without --cpuset a run gets one
+logical CPU of every physical core it may use, never two SMT siblings, so two busy workers
+cannot share a core; an explicit --cpuset is honoured exactly. Either way the description
+records how many physical cores the cells could use, which is the report's speedup limit.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import docker
 import docker.errors
 import docker.utils.socket
 
-from gilbench import backends, engine
+from gilbench import backends, engine, topology
 from gilbench.errors import GilbenchError
 from gilbench.paths import EXPERIMENTS_DIR, REPO
 
@@ -210,6 +215,38 @@ def parse_cpuset(cpuset: str, available: set[int] | None = None) -> set[int]:
     return cpus
 
 
+def place(
+    cpuset: str, available: set[int] | None = None, topo: topology.Topology | None = None,
+    max_workers: int | None = None,
+) -> set[int]:
+    """The CPUs a run's cells get: an explicit cpuset exactly as given; without one, one
+    logical CPU of each physical core (the lowest sibling), and, when max_workers is known
+    and one NUMA node has that many physical cores, only that node's (the one with most)."""
+    cpus = parse_cpuset(cpuset, available)
+    if cpuset.strip():
+        return cpus
+    topo = topo or topology.read()
+    chosen = topo.one_per_core(cpus)
+    if max_workers:
+        nodes = {node: {cpu for cpu in chosen if topo.node_of.get(cpu, 0) == node}
+                 for node in topo.nodes(chosen)}
+        roomy = [node for node, members in nodes.items() if len(members) >= max_workers]
+        if len(nodes) > 1 and roomy:
+            chosen = nodes[max(roomy, key=lambda node: (len(nodes[node]), -node))]
+    return chosen or cpus
+
+
+def placement_facts(cpus: set[int], explicit: bool,
+                    topo: topology.Topology | None = None) -> dict[str, Any]:
+    """What a runner's description says about its CPUs: the physical cores the cells could
+    use (the report's speedup limit), whether the set holds SMT siblings, its NUMA nodes."""
+    topo = topo or topology.read()
+    return {"physical_cores": topo.physical_cores(cpus),
+            "smt_siblings": bool(topo.smt_siblings(cpus)),
+            "numa_nodes": len(topo.nodes(cpus)),
+            "placement": "as given (--cpuset)" if explicit else "one logical CPU per physical core"}
+
+
 def _die_with_parent() -> Callable[[], None]:
     """A PR_SET_PDEATHSIG call for a child, prepared before the fork (Linux; else no-op).
 
@@ -230,15 +267,22 @@ class NativeRunner(Runner):
 
     name = backends.NativeBackend.name
 
-    def __init__(self, target: Target, log_path: Path, cpuset: str = "") -> None:
+    def __init__(
+        self, target: Target, log_path: Path, cpuset: str = "",
+        max_workers: int | None = None, topo: topology.Topology | None = None,
+    ) -> None:
         super().__init__(target, log_path)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.cpus = parse_cpuset(cpuset)
+        self.topology = topo or topology.read()
+        self.explicit = bool(cpuset.strip())
+        self.cpus = place(cpuset, None, self.topology, max_workers)
         self.applied_cpus: set[int] | None = None  # read back from a started driver
         self._die_with_parent = _die_with_parent()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "cpuset": format_cpus(self.applied_cpus or self.cpus),
+        cpus = self.applied_cpus or self.cpus
+        return {"name": self.name, "cpuset": format_cpus(cpus),
+                **placement_facts(cpus, self.explicit, self.topology),
                 "memory_bytes": None, "network": "host",
                 "user": os.environ.get("USER") or str(os.getuid())}
 
@@ -355,7 +399,10 @@ class DockerRunner(Runner):
         super().__init__(target, log_path)
         # Silent cells (a hang until its timeout) must not trip the socket timeout.
         self.client = engine.connect(timeout=24 * 3600)
-        self.cpuset, self.memory = format_cpus(parse_cpuset(cpuset)), memory
+        self.topology = topology.read()
+        self.explicit = bool(cpuset.strip())
+        self.cpuset = format_cpus(place(cpuset, None, self.topology, max_workers))
+        self.memory = memory
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         _remove_orphans(self.client)
         assert target.image is not None, "a docker target has an image"
@@ -413,8 +460,15 @@ class DockerRunner(Runner):
         self.container.reload()
         attrs = self.container.attrs
         host_config = attrs["HostConfig"]
+        applied = host_config.get("CpusetCpus") or self.cpuset
+        try:
+            facts = placement_facts(topology.parse_cpulist(applied), self.explicit,
+                                    self.topology)
+        except ValueError:
+            facts = {}
         return {"name": self.name, "image": self.target.image, "container": attrs["Id"][:12],
-                "cpuset": host_config.get("CpusetCpus"), "memory_bytes": host_config.get("Memory"),
+                "cpuset": host_config.get("CpusetCpus"), **facts,
+                "memory_bytes": host_config.get("Memory"),
                 "network": host_config.get("NetworkMode"), "user": attrs["Config"]["User"],
                 "read_only_rootfs": host_config.get("ReadonlyRootfs"),
                 "tmpfs": host_config.get("Tmpfs"), "shm_bytes": host_config.get("ShmSize"),

@@ -143,3 +143,33 @@ def test_hostinfo_survives_an_odd_host(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hostinfo.collect()["mem_total_kb"] is None
     monkeypatch.undo()
     assert hostinfo._read("/nonexistent/file") is None
+
+
+def test_default_cpuset_takes_one_cpu_per_physical_core(tmp_path: Path) -> None:
+    """On a host whose usable CPUs were all SMT siblings of one core, the driver is pinned
+    to one of them and the description says 1 physical core; --cpuset is taken as given."""
+    from gilbench.topology import Topology
+
+    usable = sorted(os.sched_getaffinity(0))
+    one_core = Topology({cpu: tuple(usable) for cpu in usable}, dict.fromkeys(usable, 0))
+    target = script(tmp_path, """cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)
+echo "{\\"python_version\\": \\"3.12.0\\", \\"cpus\\": \\"$cpus\\"}\"""")
+    with NativeRunner(target, tmp_path / "driver.log", "", topo=one_core) as runner:
+        assert runner.probe()["cpus"] == str(usable[0])
+        described = runner.describe()
+    assert described["cpuset"] == str(usable[0]) and described["physical_cores"] == 1
+    assert described["placement"] == "one logical CPU per physical core"
+    every = format_cpus(set(usable))
+    with NativeRunner(target, tmp_path / "driver.log", every, topo=one_core) as runner:
+        assert runner.probe()["cpus"] == every
+        described = runner.describe()
+    assert described["cpuset"] == every and described["physical_cores"] == 1
+    assert described["smt_siblings"] is (len(usable) > 1)
+    assert described["placement"] == "as given (--cpuset)"
+
+
+def test_hostinfo_records_the_topology() -> None:
+    recorded = hostinfo.collect()["topology"]
+    assert recorded["logical"] == len(os.sched_getaffinity(0))
+    assert 1 <= recorded["physical_cores"] <= recorded["logical"]
+    assert isinstance(recorded["smt"], bool) and recorded["numa_nodes"] >= 1

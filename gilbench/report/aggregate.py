@@ -8,6 +8,7 @@ use all of them. A speedup the host's cores cannot explain is flagged as an arte
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 
 from experiments import catalog
 from experiments.records import STATUSES
+from gilbench import topology
 from gilbench.report import stats
 from gilbench.report.errors import ReportError
 from gilbench.report.load import RunData, contended_ok, quiet_ok
@@ -211,16 +213,24 @@ def summarize(run: RunData, baseline: str | None = None) -> Summary:
 
 
 def _usable_cores(run: RunData, python: str) -> int:
-    """CPUs the python's cells could run on: its cpuset as applied, else the host's."""
+    """Physical cores the python's cells could run on: the count its runner recorded,
+    else its cpuset counted on the host's recorded topology, else (runs from before
+    topology was recorded) the CPUs of its cpuset, else the host's cores."""
     entry = run.manifest.backend.get(python)
-    cpuset = entry.get("cpuset") if isinstance(entry, dict) else None
+    entry = entry if isinstance(entry, dict) else {}
+    recorded = entry.get("physical_cores")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
+        return recorded
+    cpuset = entry.get("cpuset")
     if isinstance(cpuset, str) and cpuset:
         cpus: set[int] = set()
-        for part in cpuset.split(","):
-            first, _, last = part.partition("-")
-            if first.isdigit() and (last.isdigit() or not last):
-                cpus.update(range(int(first), int(last or first) + 1))
+        for part in cpuset.split(","):  # a part that is no CPU range is skipped, as ever
+            with contextlib.suppress(ValueError):
+                cpus |= topology.parse_cpulist(part)
         if cpus:
+            host_topology = topology.from_summary(run.manifest.host.get("topology"))
+            if host_topology is not None and cpus <= host_topology.cpus:
+                return host_topology.physical_cores(cpus)
             return len(cpus)
     cores = run.manifest.host.get("cores")
     return int(cores) if isinstance(cores, int) and cores > 0 else 0
