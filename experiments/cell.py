@@ -5,19 +5,26 @@ Warmups first (not recorded), then one record per repetition on stdout.
 
 from __future__ import annotations
 
-import json
+import _thread
 import os
 import resource
-import signal
 import sys
-import threading
 import time
-from typing import Any
 
 from experiments import catalog, contention, workloads
 from experiments.failures import WorkerCrashed, describe
 from experiments.models import load
 from experiments.records import emit, make_record
+from experiments.wire import loads
+
+# A lean process (issue 8): its start-up is paid once per cell, and more often once
+# repetitions get their own process. So no typing (TYPE_CHECKING is not typing's: see
+# experiments/catalog.py), no json (it imports re: experiments.wire uses json's own C
+# scanner and encoder), no threading and no signal (enum) unless the model needs them,
+# and only the cell's own model (experiments.models.load).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _cpu_seconds() -> tuple[float, float]:
@@ -110,19 +117,22 @@ def run_cell(cell: dict[str, Any]) -> None:
             emit(make_record(cell, rep, "ok", measurements=measured, **tags))
 
 
-def _watch_parent() -> None:
+def _watch_parent(parent: int) -> None:
     # The driver killed outright (SIGKILL, OOM) cannot stop us: when our parent changes,
     # take this cell's whole process group (its worker processes too) down with it.
-    parent = os.getppid()
     while True:
         time.sleep(0.5)
         if os.getppid() != parent:
+            import signal  # only now: signal imports enum
+
             os.killpg(0, signal.SIGKILL)
 
 
 def main() -> None:
-    threading.Thread(target=_watch_parent, daemon=True).start()
-    run_cell(json.loads(sys.stdin.read()))
+    # A bare _thread (daemon-like: never joined at exit), not threading.Thread: threading
+    # is not imported unless the model needs it.
+    _thread.start_new_thread(_watch_parent, (os.getppid(),))
+    run_cell(loads(sys.stdin.read()))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ cannot flag a short repetition by itself. Standard library only (runs in the tar
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 OTHERS_CORES = 0.25
@@ -27,10 +26,17 @@ MIN_SECONDS = 3 * TICK_S - 1e-6
 THROTTLED_SECONDS = 0.001
 
 
-class Snapshot(NamedTuple):  # not a dataclass: see Field in records.py
-    busy_s: float | None  # host-wide busy CPU seconds (user+nice+system+irq+softirq+steal)
-    steal_s: float | None
-    throttled_s: float | None  # this cgroup's throttled time, when a CPU quota applies
+class Snapshot:
+    """Neither a dataclass nor a typing.NamedTuple: every measurement process imports
+    this module, and dataclasses (inspect) or typing would cost it milliseconds."""
+
+    __slots__ = ("busy_s", "steal_s", "throttled_s")
+
+    def __init__(self, busy_s: float | None, steal_s: float | None,
+                 throttled_s: float | None) -> None:
+        self.busy_s = busy_s  # host-wide busy CPU seconds (user+nice+system+irq+softirq+steal)
+        self.steal_s = steal_s
+        self.throttled_s = throttled_s  # this cgroup's throttled time, under a CPU quota
 
 
 def _proc_stat() -> tuple[float | None, float | None]:

@@ -8,12 +8,17 @@ FIELDS, STATUSES and `problems()` here, so writer and reader cannot drift apart.
 from __future__ import annotations
 
 import datetime
-import json
 import math
-import platform
 import sys
-from collections import namedtuple
-from typing import Any, TextIO
+
+from experiments.wire import dumps
+
+# Neither typing nor json nor platform at run time: each measurement process imports
+# this module, and those three (json and platform through re) cost it about 12 ms of
+# start-up. TYPE_CHECKING is not typing's: see experiments/catalog.py.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 SCHEMA_VERSION = 2
 
@@ -23,9 +28,22 @@ STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
 # kind: "str", "int", "float", "bool", "object". source: "cell": copied from the cell
 # spec; "measured": set when ok, else null; "contention": null unless ok, and null where
 # the host does not expose it (experiments/contention.py); "record": the rest.
-# A namedtuple, not a dataclass: every cell process imports this, and dataclasses pulls
-# in inspect (about 20 ms of start-up per measurement process).
-Field = namedtuple("Field", ["name", "kind", "nullable", "source"], defaults=[False, "record"])
+# A plain class, neither a dataclass nor a namedtuple: every cell process imports this,
+# and dataclasses pulls in inspect (about 20 ms of start-up per measurement process),
+# namedtuple collections (about 2 ms).
+class Field:
+    __slots__ = ("kind", "name", "nullable", "source")
+
+    def __init__(self, name: str, kind: str, nullable: bool = False,
+                 source: str = "record") -> None:
+        self.name = name
+        self.kind = kind
+        self.nullable = nullable
+        self.source = source
+
+    def __repr__(self) -> str:
+        return (f"Field(name={self.name!r}, kind={self.kind!r}, nullable={self.nullable!r}, "
+                f"source={self.source!r})")
 
 
 FIELDS: tuple[Field, ...] = (
@@ -104,6 +122,12 @@ def problems(record: Any) -> list[str]:
     return found
 
 
+def _python_version() -> str:
+    """platform.python_version(): the first word of sys.version, as at least x.y.z."""
+    parts = sys.version.split()[0].split(".")
+    return ".".join(parts + ["0"] * (3 - len(parts)))
+
+
 def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
@@ -130,7 +154,7 @@ def make_record(
         **{key: measured.get(key) for key in MEASUREMENTS + CONTENTION},
         "api": api,
         "transport": transport,
-        "python_version": (platform.python_version() if python_version is None
+        "python_version": (_python_version() if python_version is None
                            else python_version),
         "timestamp": now_iso(),
     }
@@ -138,6 +162,8 @@ def make_record(
 
 
 def emit(record: dict[str, Any], stream: TextIO = sys.stdout) -> None:
-    """One JSON line, flushed at once so the reader sees it even if we die next."""
-    stream.write(json.dumps(record, sort_keys=False) + "\n")
+    """One JSON line, flushed at once so the reader sees it even if we die next.
+
+    The text is json.dumps(record)'s, character for character (experiments/wire.py)."""
+    stream.write(dumps(record) + "\n")
     stream.flush()

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+
+# Neither typing nor collections.abc at run time: every measurement process and every
+# sub-interpreter worker imports this module. TYPE_CHECKING is not typing's (see
+# experiments/catalog.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def fib(n: int) -> int:

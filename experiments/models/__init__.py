@@ -9,7 +9,10 @@ Every model module offers the same four functions:
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from types import ModuleType
 
 _MODULES = {
     "sequential": "sequential",

@@ -12,15 +12,18 @@ import os
 import select
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from experiments import workloads
 from experiments.failures import WorkerError, describe
 from experiments.models.phases import Phases
 from experiments.pool_tasks import ready_then_wait
 
-ROOT = str(Path(__file__).resolve().parent.parent.parent)
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from typing import Any
+
+# The directory holding the `experiments` package (os.path: see models/subinterpreters.py).
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def unsupported(config: dict[str, Any]) -> str | None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from experiments import workloads
 from experiments.models.phases import Phases
+
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def unsupported(config: dict[str, Any]) -> str | None:

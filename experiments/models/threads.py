@@ -8,11 +8,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any
 
 from experiments import workloads
 from experiments.failures import WorkerError, describe
 from experiments.models.phases import Phases, owner_of_each_task, split_tasks
+
+TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def unsupported(config: dict[str, Any]) -> str | None:

@@ -17,9 +17,9 @@ running interpreter. Each offers:
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import sys
-import threading
 
 from experiments.catalog import model_config
 
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 # create their own interpreter do. Concurrent creation sometimes fails in 3.13 with
 # "Failed to import encodings module" (known upstream; seen here on 3.13.0 and
 # 3.13.5t): that is a finding, recorded as `invalid` with CPython's message.
-CREATE_LOCK = threading.Lock()
+# (_thread, not threading: each worker interpreter imports this package too.)
+CREATE_LOCK = _thread.allocate_lock()
 
 # Keys of our config that are not PyInterpreterConfig fields.
 _OURS = ("create",)
