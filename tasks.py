@@ -443,7 +443,72 @@ def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> N
     report(c, run=str(run_dir))  # this run, even if another one started meanwhile
 
 
-ns = Collection(build, doctor, experiment, report, compare, test, all_)
+@task(
+    name="bench-lab",
+    help={
+        "python": "The python to measure the lab on: a build ('3.13.5') or a native path "
+        "(default: gilbench.python).",
+        "backend": f"Where a build is looked up: {backends.help_text()} (default: "
+        "gilbench.backend).",
+        "blocks": "Lab runs, each followed by the hand-written reference (default 3).",
+        "repetitions": "Repetitions per model in each block, lab and reference (default 3).",
+        "output": "Folder for the runs and bench-lab.json (default: "
+        "RESULTS/bench-lab-<time>).",
+    },
+)
+def bench_lab(c: Context, python: str = "", backend: str = "", blocks: str = "",
+              repetitions: str = "", output: str = "") -> None:
+    """The lab measuring itself: accuracy against a hand-written reference, repeatability,
+    process cost, efficiency, noise and the no-op build, each as a ratio side by side."""
+    import signal
+
+    from rich.table import Table
+
+    from gilbench import benchlab, run, runfolder, targets
+    from gilbench.console import console
+
+    signal.signal(signal.SIGTERM, _terminated)  # `kill` ends it like Ctrl-C
+    conf = settings(c)
+    with user_errors():
+        chosen = benchlab.Settings(
+            blocks=_int_flag(blocks, "blocks", "3") if blocks else 3,
+            repetitions=_int_flag(repetitions, "repetitions", "3") if repetitions else 3)
+        if not 1 <= chosen.blocks <= 100 or not 1 <= chosen.repetitions <= 1000:
+            raise GilbenchError("--blocks must be from 1 to 100 and --repetitions from 1 to "
+                                "1000.")
+        target = targets.resolve(python or conf["python"], backend or conf["backend"],
+                                 conf["variant"], conf["cache_dir"])
+        out = (Path(output).expanduser().absolute() if output else
+               Path(conf["results_dir"]) / f"bench-lab-{runfolder.new_run_id()}")
+        ensure_dir(out, "bench-lab output folder", "--output")
+        memory = str(conf["memory"]) if backends.for_target(target).applies_memory_limit else None
+        limits = run.Limits("", memory)
+        lab = benchlab.Lab(target, out, limits, chosen, lambda text: console.print(text))
+        with _interrupt_note(out):
+            figures = lab.measure()
+        path = benchlab.write(figures, out)
+    table = Table(title=f"bench-lab on {figures.python['label']} ({figures.host.get('cpu_model')}, "
+                  f"{figures.host.get('cores')} cores)")
+    for column in ("figure", "measured", "goal", ""):
+        table.add_column(column, no_wrap=column != "figure")
+    for row in benchlab.rows(figures):
+        table.add_row(*row)
+    console.print(table)
+    for note in figures.notes:
+        console.print(f"[yellow]note[/yellow]: {note}")
+    console.print(f"written: {path}")
+
+
+@contextmanager
+def _interrupt_note(out: Path) -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Exit(f"Interrupted: bench-lab wrote nothing final; its runs so far are in {out}.",
+                   code=130) from None
+
+
+ns = Collection(build, doctor, experiment, report, compare, test, all_, bench_lab)
 ns.configure({"gilbench": DEFAULTS})
 
 # `gilbench TASK` once installed (pip install .): the same tasks, from any folder.

@@ -147,8 +147,14 @@ def main(argv: list[str]) -> int:
     if argv == ["--probe"]:
         print(json.dumps(probe()), flush=True)
         return 0
+    if len(argv) == 2 and argv[0] in ("--reference", "--cost"):
+        # `invoke bench-lab`: the hand-written reference runs where the cells run (the same
+        # container and limits), as its own program, not as part of the lab.
+        reference = [sys.executable, "-E", "-s", "-m", "experiments.reference"]
+        os.execv(sys.executable, reference + ([argv[1]] if argv[0] == "--reference" else argv))
     if len(argv) != 1:
-        sys.stderr.write("usage: python -E -s -m experiments.driver CELLS_FILE | --probe\n")
+        sys.stderr.write("usage: python -E -s -m experiments.driver CELLS_FILE | --probe | "
+                         "--reference SPEC | --cost N\n")
         return 2
     signal.signal(signal.SIGTERM, _stop)
     threading.Thread(target=_watch_parent, daemon=True).start()

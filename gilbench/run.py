@@ -42,7 +42,7 @@ def experiments_hash() -> str:
     return digest.hexdigest()
 
 
-def _runner(target: Target, run_dir: Path, limits: Limits, max_workers: int) -> Runner:
+def runner_for(target: Target, run_dir: Path, limits: Limits, max_workers: int) -> Runner:
     backend = backends.for_target(target)
     if backend.applies_memory_limit and limits.memory is None:
         raise GilbenchError(f"A {backend.name} run needs a memory limit; set gilbench.memory "
@@ -235,7 +235,7 @@ def _execute(
                 # Sized by the whole plan, so a resumed run gets the limits it started with.
                 most = max((c["workers"] for c in manifest.cells if c["python"] == target.id),
                            default=1)
-                runner = stack.enter_context(_runner(target, run_dir, limits, most))
+                runner = stack.enter_context(runner_for(target, run_dir, limits, most))
                 probe = runner.probe()
                 _check_probe(target, probe)
                 if not create:
