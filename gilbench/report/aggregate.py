@@ -75,7 +75,19 @@ def usable(group: pd.DataFrame) -> pd.Series:
     return quiet if quiet.any() else group["status"] == "ok"
 
 
-def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
+def _unstable_reason(wall: np.ndarray, n_ok: int, n_contended: int, tolerance_s: float) -> str:
+    """Why the group's wall times deserve more repetitions, or "". A group with no ok record
+    is a failure, reported as such, not as noise; one short of quiet samples because its
+    contended repetitions were left out says so (the contention warning covers it)."""
+    if not n_ok:
+        return ""
+    reason = stats.instability(wall, tolerance_s)
+    if wall.size < stats.MIN_SAMPLES and n_contended and wall.size < n_ok:
+        return f"only {wall.size} quiet sample(s); {n_contended} contended left out"
+    return reason
+
+
+def _group_row(key: Key, group: pd.DataFrame, tolerance_s: float) -> dict[str, Any]:
     ok = group[usable(group)]
     wall = stats.as_array(ok["wall_s"])
     q1, q3 = stats.quartiles(wall)
@@ -86,6 +98,7 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
     startup = stats.median(stats.as_array(ok["startup_s"]))
     rss = stats.median(stats.as_array(ok["peak_rss_kb"].astype("float64")))
     counts = {status: int((group["status"] == status).sum()) for status in STATUSES}
+    n_contended = int(contended_ok(group).sum())
     messages = sorted({m for m in group.loc[group["status"] != "ok", "message"] if m})
     row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
     row.update(
@@ -96,7 +109,7 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
         status=_dominant_status(counts),
         n_records=len(group),
         n_ok=counts["ok"],
-        n_contended=int(contended_ok(group).sum()),
+        n_contended=n_contended,
         all_contended=bool(len(ok)) and bool(ok["contended"].fillna(False).all()),
         **{f"n_{status}": counts[status] for status in STATUSES if status != "ok"},
         wall_median_s=stats.median(wall),
@@ -117,8 +130,7 @@ def _group_row(key: Key, group: pd.DataFrame) -> dict[str, Any]:
         rss_per_worker_kb=rss / workers if workers else math.nan,
         api=_mode(group["api"]),
         gil_enabled=_gil_enabled(ok["gil_enabled"]),
-        # a group with no ok record is a failure, reported as such, not as noise
-        unstable_reason=stats.instability(wall) if counts["ok"] else "",
+        unstable_reason=_unstable_reason(wall, counts["ok"], n_contended, tolerance_s),
         messages=" | ".join(messages),
     )
     return row
@@ -190,9 +202,13 @@ def summarize(run: RunData, baseline: str | None = None) -> Summary:
     notes: list[str] = []
     rows = []
     samples: dict[Key, np.ndarray] = {}
+    tolerances: dict[str, float] = {}
     for key, group in run.frame.groupby(GROUP_KEYS, observed=True, sort=True):
         key = tuple(key)
-        rows.append(_group_row(key, group))
+        python = str(key[0])
+        if python not in tolerances:
+            tolerances[python] = _timer_tolerance(run, python)
+        rows.append(_group_row(key, group, tolerances[python]))
         samples[key] = stats.as_array(group.loc[usable(group), "wall_s"])
     table = pd.DataFrame(rows)
     references = _reference_pythons(run, baseline, notes)
@@ -210,6 +226,24 @@ def summarize(run: RunData, baseline: str | None = None) -> Summary:
         if p in labels
     }
     return Summary(table.reset_index(drop=True), baselines, notes, samples)
+
+
+def _timer_tolerance(run: RunData, python: str) -> float:
+    """stats.timer_tolerance() with the resolution and call cost of perf_counter as the
+    python's probe recorded them (perf_counter_resolution_s, perf_counter_call_s), where
+    it did; otherwise this host's."""
+    entry = run.manifest.pythons.get(python)
+    probe = entry.get("probe") if isinstance(entry, dict) else None
+    probe = probe if isinstance(probe, dict) else {}
+
+    def number(name: str) -> float | None:
+        value = probe.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if math.isfinite(value) else None
+
+    return stats.timer_tolerance(number("perf_counter_resolution_s"),
+                                 number("perf_counter_call_s"))
 
 
 def _usable_cores(run: RunData, python: str) -> int:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from experiments import catalog
 from experiments.records import STATUSES
+from gilbench.report import stats
 from gilbench.report.aggregate import SEQUENTIAL, Summary
 
 
@@ -41,9 +42,11 @@ def _group_name(row: pd.Series) -> str:
             f"{row['python_label']}")
 
 
-def _listed(names: list[str], limit: int = 4) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+def _listed(names: list[str], limit: int = 3) -> str:
+    """A few names in full; more than that would drown the line, so the table has them."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return "the report's Warnings in detail lists them"
 
 
 def _startup_sentences(table: pd.DataFrame) -> list[str]:
@@ -78,7 +81,9 @@ def _speedup_sentences(table: pd.DataFrame) -> list[str]:
         factor = best["speedup"]
         if verb == "slower":  # say "1.07x slower", with the interval in the same terms
             factor, low, high = 1 / factor, 1 / high, 1 / low
-        interval = _ci(low, high) + (" [unstable]" if best["unstable"] else "")
+        interval = _ci(low, high)
+        if best["unstable"]:  # no square brackets: a console would take them for markup
+            interval = f"{interval[:-1]}, unstable)" if interval else " (unstable)"
         sentence = (
             f"On {workload} with {python} at {plural(workers, 'worker')}, "
             f"{best['model_label']} ran {factor:.2f}x {verb} than sequential{interval}, "
@@ -177,29 +182,62 @@ def key_findings(summary: Summary) -> list[str]:
             "processes, steal or a CPU quota took the CPU; they are left out of the statistics "
             "(except in groups where every repetition was, whose numbers are marked)."
         )
-    unstable = int(table["unstable"].sum())
-    if unstable:
+    noisy, short = int(noisy_mask(table).sum()), int(short_of_quiet_mask(table).sum())
+    if noisy:
         findings.append(
-            f"{unstable} group(s) are unstable (spread above 10% or fewer than 3 usable "
-            "samples); their rows are marked and their numbers deserve more repetitions."
+            f"{noisy} group(s) are unstable ({UNSTABLE_RULE}); their rows are marked and "
+            "their numbers deserve more repetitions."
+        )
+    if short:
+        findings.append(
+            f"{short} group(s) kept fewer than {stats.MIN_SAMPLES} quiet repetitions once the "
+            "contended ones were left out; their rows are marked."
         )
     return findings
 
 
+# What "unstable" means, in the words every summary uses.
+UNSTABLE_RULE = (f"spread above {stats.UNSTABLE_SPREAD:.0%} and above "
+                 f"{stats.TIMER_FLOOR_S * 1e6:.0f} µs, or fewer than {stats.MIN_SAMPLES} "
+                 "usable samples")
+
+
+def short_of_quiet_mask(table: pd.DataFrame) -> pd.Series:
+    """Unstable only because contended repetitions left too few quiet ones: the contention
+    warning names them already."""
+    reason = table["unstable_reason"].fillna("").astype(str)
+    return table["unstable"].fillna(False).astype(bool) & reason.str.contains(" quiet sample")
+
+
+def noisy_mask(table: pd.DataFrame) -> pd.Series:
+    """Unstable by their own spread, or short of samples without contention to blame."""
+    return table["unstable"].fillna(False).astype(bool) & ~short_of_quiet_mask(table)
+
+
 def unstable_warnings(table: pd.DataFrame) -> list[str]:
-    """One line per workload and concern, with counts; the rows say the rest."""
+    """At most one line per workload and concern, with counts; the Warnings in detail table
+    and the rows say the rest."""
     warnings = []
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
-        for _, row in group[_artefacts(group)].iterrows():
+        artefacts = group[_artefacts(group)]
+        if len(artefacts) == 1:
+            row = artefacts.iloc[0]
             warnings.append(f"Implausible: {workload}: {_group_name(row)}: {row['artefact']}.")
+        elif len(artefacts):
+            names = [_group_name(r) for _, r in artefacts.iterrows()]
+            warnings.append(
+                f"Implausible: {workload}: {len(artefacts)} of {plural(len(group), 'group')} "
+                "show a speedup or efficiency the host cannot produce, left out of the findings "
+                f"(the sequential baseline probably ran slow): {_listed(names)}."
+            )
         hit = group[group["n_contended"] > 0]
         if len(hit):
             names = [f"{_group_name(r)} ({int(r['n_contended'])} of {int(r['n_ok'])})"
                      for _, r in hit.iterrows()]
             warnings.append(
                 f"Contended: {workload}: {int(hit['n_contended'].sum())} repetition(s) in "
-                f"{plural(len(hit), 'group')} ran while the host was busy and are left out: "
-                f"{_listed(names)}."
+                f"{plural(len(hit), 'group')} ran while the host was busy and are left out"
+                + _short_of_quiet(group) + f": {_listed(names)}."
             )
             every = [_group_name(r) for _, r in hit.iterrows() if r["all_contended"]]
             if every:
@@ -207,11 +245,40 @@ def unstable_warnings(table: pd.DataFrame) -> list[str]:
                     f"Busy host: {workload}: every repetition of {_listed(every)} was contended, "
                     "so their numbers come from a busy host; rerun them on a quieter one."
                 )
-        unstable = group[group["unstable"]]
+        unstable = group[noisy_mask(group)]
         if len(unstable):
             names = [_group_name(r) for _, r in unstable.iterrows()]
             warnings.append(
                 f"Unstable: {workload}: {len(unstable)} of {plural(len(group), 'group')} "
-                f"(spread above 10% or fewer than 3 usable samples): {_listed(names)}."
+                f"({UNSTABLE_RULE}): {_listed(names)}."
             )
     return warnings
+
+
+def _short_of_quiet(group: pd.DataFrame) -> str:
+    short = int(short_of_quiet_mask(group).sum())
+    if not short:
+        return ""
+    return (f" ({short} of them kept fewer than {stats.MIN_SAMPLES} quiet ones: marked "
+            "unstable)")
+
+
+def warning_details(table: pd.DataFrame) -> list[tuple[str, pd.Series, str, str]]:
+    """Every group a warning counts, one entry per concern: (workload, row, concern,
+    detail), in the order of the warnings."""
+    details = []
+    for workload, group in table.groupby("workload_label", observed=True, sort=True):
+        for _, row in group[_artefacts(group)].iterrows():
+            details.append((str(workload), row, "implausible", str(row["artefact"])))
+        short = short_of_quiet_mask(group)
+        for (_, row), is_short in zip(group[group["n_contended"] > 0].iterrows(),
+                                      short[group["n_contended"] > 0], strict=True):
+            left = (f"{int(row['n_contended'])} of {int(row['n_ok'])} ok repetitions "
+                    "contended" + (", all kept (every one was)" if row["all_contended"]
+                                   else ", left out"))
+            if is_short:
+                left += f"; {row['unstable_reason']}"
+            details.append((str(workload), row, "contended", left))
+        for _, row in group[noisy_mask(group)].iterrows():
+            details.append((str(workload), row, "unstable", str(row["unstable_reason"])))
+    return details

@@ -11,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from experiments.records import STATUSES
+from gilbench.report import stats
 from gilbench.report.aggregate import Summary
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
+from gilbench.report.findings import warning_details
 from gilbench.report.load import RunData
 
 DASH = "-"
@@ -108,10 +110,30 @@ def _baselines(summary: Summary) -> list[Block]:
         Paragraph(
             "Timings use ok records only; wall = the parallel section; start-up = creating the "
             "workers until ready; +MiB/worker = (peak RSS - sequential's peak RSS) / workers. "
-            "A row is unstable when the stdev or IQR exceeds 10% of the mean or median, or it "
-            "has fewer than 3 ok samples."
+            "A row is unstable when the stdev or IQR exceeds 10% of the mean or median and, "
+            f"for timings under a millisecond, also exceeds {stats.TIMER_FLOOR_S * 1e6:.0f} µs "
+            "(what the timer and the scheduler's wake-ups can add on their own), or when it "
+            "has fewer than 3 usable samples."
         ),
     ]
+
+
+DETAIL_HEADERS = ["workload", "python", "model", "workers", "concern", "ok (contended)",
+                  "wall median s", "detail"]  # fmt: skip
+
+
+def _warning_details(table: pd.DataFrame) -> list[Block]:
+    """One row per group and concern that a warning counts: the warnings stay one line per
+    workload, the names and figures are here."""
+    details = warning_details(table)
+    if not details:
+        return []
+    rows = [
+        [workload, str(row["python_label"]), str(row["model_label"]), str(row["workers"]),
+         concern, f"{row['n_ok']} ({row['n_contended']})", _num(row["wall_median_s"]), detail]
+        for workload, row, concern, detail in details
+    ]  # fmt: skip
+    return [Heading(2, "Warnings in detail"), Table(DETAIL_HEADERS, rows)]
 
 
 def _failures(table: pd.DataFrame) -> list[Block]:
@@ -209,8 +231,12 @@ def report_blocks(
         Heading(2, "Key findings"),
         Bullets(findings),
     ]
+    details = _warning_details(table)
     if warnings:
         blocks += [Heading(2, "Warnings"), Bullets(warnings)]
+        if details:
+            blocks.append(Paragraph("Each group these warnings count is listed, with its "
+                                    "figures, under Warnings in detail."))
     blocks += _plots(plots) + _baselines(summary) + _results(summary)
-    blocks += _failures(table) + _provenance(run)
+    blocks += details + _failures(table) + _provenance(run)
     return blocks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 import zlib
 from collections.abc import Sequence
 
@@ -16,6 +18,15 @@ CONFIDENCE = 0.95
 # robust sibling, and fewer than 3 samples cannot show noise at all.
 UNSTABLE_SPREAD = 0.10
 MIN_SAMPLES = 3
+# Below a millisecond, 10% is a few microseconds, and a spread that small is the clock and
+# the scheduler, not the code: a timing is two perf_counter() reads (each off by up to the
+# clock's resolution, 1 ns on Linux, plus the cost of the call, 30-100 ns), and every
+# hand-off between threads or processes inside it waits for a wake-up, which Linux may
+# defer by the timer slack of a normal thread (50 us by default, prctl(PR_SET_TIMERSLACK))
+# and a VM stretches further. So spread counts as instability only when it is above both
+# 10% and this many seconds (TIMER_FLOOR_S, or twice resolution + call cost where a clock
+# is coarser). From 0.5 ms up, 10% is already more than the floor: nothing changes there.
+TIMER_FLOOR_S = 50e-6
 
 FloatArray = np.ndarray
 
@@ -77,21 +88,55 @@ def bootstrap_ratio_ci(
     return _interval(ratios) if ratios.size else (math.nan, math.nan)
 
 
-def instability(values: FloatArray) -> str:
-    """Why a sample is too noisy to trust, or "" when it looks stable."""
+@functools.cache
+def perf_counter_cost() -> float:
+    """Seconds one time.perf_counter() call costs here (the best of 5 batches of 1000)."""
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(1000):
+            time.perf_counter()
+        best = min(best, (time.perf_counter() - start) / 1001)
+    return best
+
+
+def timer_tolerance(resolution_s: float | None = None, call_s: float | None = None) -> float:
+    """The spread in seconds a timing may show from the timer and the scheduler alone.
+
+    resolution_s: perf_counter's resolution where the run recorded it, else this host's
+    (time.get_clock_info); call_s: the cost of one call, else measured here."""
+    if resolution_s is None or not resolution_s > 0:
+        resolution_s = time.get_clock_info("perf_counter").resolution
+    if call_s is None or not call_s > 0:
+        call_s = perf_counter_cost()
+    return max(TIMER_FLOOR_S, 2 * (resolution_s + call_s))
+
+
+def _micro(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def instability(values: FloatArray, tolerance_s: float | None = None) -> str:
+    """Why a sample is too noisy to trust, or "" when it looks stable.
+
+    Noisy: stdev above 10% of the mean or IQR above 10% of the median, and (what matters
+    below a millisecond) that spread above tolerance_s, by default timer_tolerance()."""
     if values.size < MIN_SAMPLES:
         return f"only {values.size} ok sample(s)"
+    tolerance = timer_tolerance() if tolerance_s is None else tolerance_s
     reasons = []
     mean = float(np.mean(values))
-    if mean > 0:
-        spread = float(np.std(values, ddof=1)) / mean
-        if spread > UNSTABLE_SPREAD:
-            reasons.append(f"stdev {spread:.0%} of mean")
+    stdev = float(np.std(values, ddof=1))
+    if mean > 0 and stdev / mean > UNSTABLE_SPREAD and stdev > tolerance:
+        reasons.append(f"stdev {stdev / mean:.0%} of mean" + (
+            f" ({_micro(stdev)}, above the timer's {_micro(tolerance)})"
+            if UNSTABLE_SPREAD * mean < tolerance else ""))
     mid = median(values)
-    if mid > 0:
-        q1, q3 = quartiles(values)
-        if (q3 - q1) / mid > UNSTABLE_SPREAD:
-            reasons.append(f"IQR {(q3 - q1) / mid:.0%} of median")
+    q1, q3 = quartiles(values)
+    if mid > 0 and (q3 - q1) / mid > UNSTABLE_SPREAD and q3 - q1 > tolerance:
+        reasons.append(f"IQR {(q3 - q1) / mid:.0%} of median" + (
+            f" ({_micro(q3 - q1)}, above the timer's {_micro(tolerance)})"
+            if UNSTABLE_SPREAD * mid < tolerance else ""))
     return "; ".join(reasons)
 
 

@@ -61,8 +61,14 @@ def test_contended_repetitions_leave_the_statistics(tmp_path: Path) -> None:
     assert any(f.startswith("5 of 11 ok repetitions ran while other processes")
                for f in result.findings)
     assert ("Contended: fib(n=24,tasks=8): 5 repetition(s) in 2 groups ran while the host "
-            "was busy and are left out: processes at 2 workers on 3.13.0 (3 of 3), threads at 2 "
-            "workers on 3.13.0 (2 of 4).") in result.warnings
+            "was busy and are left out (1 of them kept fewer than 3 quiet ones: marked "
+            "unstable): processes at 2 workers on 3.13.0 (3 of 3), threads at 2 workers on "
+            "3.13.0 (2 of 4).") in result.warnings
+    # two quiet samples left: unstable, blamed on the contention, not counted as noise
+    assert threads["unstable_reason"] == "only 2 quiet sample(s); 2 contended left out"
+    assert not any(w.startswith("Unstable:") for w in result.warnings)
+    assert any(f.startswith("1 group(s) kept fewer than 3 quiet repetitions")
+               for f in result.findings)
     assert any(w.startswith("Busy host: fib(n=24,tasks=8): every repetition of processes at "
                             "2 workers on 3.13.0 was contended") for w in result.warnings)
 
@@ -72,9 +78,10 @@ def test_unstable_groups_are_one_line_per_workload(tmp_path: Path) -> None:
     records += [record("threads", w, i, 1.0 + 0.5 * (i % 2)) for w in (2, 4) for i in range(4)]
     result = report_run(write_run(tmp_path / "run", manifest(), records))
     unstable = [w for w in result.warnings if w.startswith("Unstable:")]
-    assert unstable == ["Unstable: fib(n=24,tasks=8): 3 of 3 groups (spread above 10% or fewer "
-                        "than 3 usable samples): sequential at 1 worker on 3.13.0, threads at 2 "
-                        "workers on 3.13.0, threads at 4 workers on 3.13.0."]
+    assert unstable == ["Unstable: fib(n=24,tasks=8): 3 of 3 groups (spread above 10% and above "
+                        "50 µs, or fewer than 3 usable samples): sequential at 1 worker on "
+                        "3.13.0, threads at 2 workers on 3.13.0, threads at 4 workers on 3.13.0."]
+    assert any(f.startswith("3 group(s) are unstable") for f in result.findings)
 
 
 def test_waiting_workers_may_outnumber_the_cores(tmp_path: Path) -> None:
