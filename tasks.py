@@ -92,11 +92,14 @@ def _float_flag(text: str, flag: str, example: str) -> float:
         "base_image": "Base image for the docker backend (default: gilbench.base_image; made "
         "with mmdebstrap when no registry answers).",
         "jobs": "Parallel make jobs (default: all cores).",
+        "rebuild": "Build again even if this build exists, without Docker's layer cache; "
+        "the old image stays until the new one passed its smoke check (docker backend).",
     },
 )
 def build(
     c: Context, python: str = "", variant: str = "", configure_arg: list[str] | None = None,
     source: str = "", backend: str = "", base_image: str = "", jobs: str = "",
+    rebuild: bool = False,
 ) -> None:
     """Build CPython from pinned, verified sources (PGO by default); a no-op if built.
 
@@ -120,6 +123,7 @@ def build(
             source_cache=conf["source_cache"], base_image=base_image or conf["base_image"],
             extra_args=tuple(configure_arg or ()),
             source=Path(source).expanduser().absolute() if source else None, jobs=make_jobs,
+            rebuild=rebuild,
         )
     with user_errors(), PhaseProgress("building CPython") as progress:
         result = run_build(options, progress)
@@ -454,10 +458,12 @@ def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> N
         "repetitions": "Repetitions per model in each block, lab and reference (default 3).",
         "output": "Folder for the runs and bench-lab.json (default: "
         "RESULTS/bench-lab-<time>).",
+        "build": "Also time a from-scratch `invoke build` (plain variant, Docker) against a "
+        "bare ./configure && make of the same tarball in the same base image (minutes).",
     },
 )
 def bench_lab(c: Context, python: str = "", backend: str = "", blocks: str = "",
-              repetitions: str = "", output: str = "") -> None:
+              repetitions: str = "", output: str = "", build: bool = False) -> None:
     """The lab measuring itself: accuracy against a hand-written reference, repeatability,
     process cost, efficiency, noise and the no-op build, each as a ratio side by side."""
     import signal
@@ -465,6 +471,7 @@ def bench_lab(c: Context, python: str = "", backend: str = "", blocks: str = "",
     from rich.table import Table
 
     from gilbench import benchlab, run, runfolder, targets
+    from gilbench.build import BuildOptions
     from gilbench.console import console
 
     signal.signal(signal.SIGTERM, _terminated)  # `kill` ends it like Ctrl-C
@@ -484,8 +491,17 @@ def bench_lab(c: Context, python: str = "", backend: str = "", blocks: str = "",
         memory = str(conf["memory"]) if backends.for_target(target).applies_memory_limit else None
         limits = run.Limits("", memory)
         lab = benchlab.Lab(target, out, limits, chosen, lambda text: console.print(text))
+        options = BuildOptions(
+            python=str((target.build or {}).get("version") or conf["python"]),
+            variant="plain", backend="docker", cache_dir=conf["cache_dir"],
+            source_cache=conf["source_cache"], base_image=conf["base_image"],
+            jobs=conf.get("jobs"))
         with _interrupt_note(out):
             figures = lab.measure()
+            lab.noop_build(options)
+            if build:
+                console.print("build overhead: invoke build, then bare configure && make")
+                figures.build_overhead = benchlab.build_overhead(options)
         path = benchlab.write(figures, out)
     table = Table(title=f"bench-lab on {figures.python['label']} ({figures.host.get('cpu_model')}, "
                   f"{figures.host.get('cores')} cores)")

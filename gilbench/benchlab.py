@@ -18,20 +18,23 @@ Goals (issue 8) are printed beside the figures, never asserted: the host decides
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gilbench import hostinfo, matrix, run, runfolder
+from gilbench.build import BuildOptions
 from gilbench.errors import GilbenchError
 from gilbench.paths import REPO
 from gilbench.targets import Target
+from gilbench.versions import resolve_variant
 
 # Lab model names as the reference spells them.
 MODELS = {"threads": "threads", "processes": "processes", "own": "own GIL",
@@ -68,6 +71,7 @@ class Figures:
     warmup_share: list[float] = field(default_factory=list)  # of each run's wall time
     noise: dict[str, float] = field(default_factory=dict)
     noop_build_s: list[float] = field(default_factory=list)
+    build_overhead: dict[str, Any] = field(default_factory=dict)  # with --build
     notes: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
 
@@ -211,26 +215,74 @@ class Lab:
             "ok": self.ok, "contended": self.contended,
             "contended_share": self.contended / self.ok if self.ok else 0.0,
         }
-        self._noop_build()
         return figures
 
-    def _noop_build(self) -> None:
+    def noop_build(self, options: BuildOptions) -> None:
+        """Time `invoke build` of the measured build three times, once it is known to
+        exist (so the timing can never start a real build)."""
+        from gilbench.build import run_build
+
         build = self.target.build
         if build is None:
             self.figures.notes.append("no-op build: not measured, the python is native.")
             return
-        argv = [sys.executable, "-m", "invoke", "build", "--python", str(build["version"]),
-                "--variant", str(build["variant"]), "--backend", str(build.get("backend")
-                                                                      or "docker")]
+        variant = resolve_variant(str(build["variant"]), str(build["version"]))
+        extra = tuple(build.get("configure_args_requested") or ())[
+            len(variant.configure_args):]
+        options = replace(options, python=str(build["version"]), variant=variant.name,
+                          backend=str(build.get("backend") or "docker"), extra_args=extra,
+                          reuse_only=True)
+        try:
+            run_build(options, lambda kind, payload: None)
+        except GilbenchError as exc:
+            self.figures.notes.append(f"no-op build: not measured ({exc})")
+            return
+        argv = [sys.executable, "-m", "invoke", "build", "--python", options.python or "",
+                "--variant", options.variant, "--backend", options.backend,
+                *(f"--configure-arg={arg}" for arg in extra)]
+        env = {**os.environ, "GILBENCH_CACHE_DIR": str(options.cache_dir)}
         for _ in range(3):
             start = time.perf_counter()
-            done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+            done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
+                                  check=False)
             elapsed = time.perf_counter() - start
             if done.returncode != 0 or "already built" not in done.stdout:
                 self.figures.notes.append(f"no-op build: `{' '.join(argv[2:])}` did not "
                                           "reuse the build, so it is not reported.")
                 return
             self.figures.noop_build_s.append(elapsed)
+
+
+def build_overhead(options: BuildOptions) -> dict[str, Any]:
+    """`invoke build` of the plain variant, rebuilt from scratch, against a bare
+    `./configure && make` of the same tarball in the base image that build used, one after
+    the other. The difference is what gilbench adds: verifying, installing, the image
+    layers, the smoke check and the provenance labels."""
+    import docker.errors
+
+    from gilbench import engine, sources
+    from gilbench.build import run_build
+
+    chosen = replace(options, variant="plain", rebuild=True, extra_args=())
+    start = time.perf_counter()
+    record = run_build(chosen, lambda kind, payload: None).record
+    build_s = time.perf_counter() - start
+    tarball = chosen.source or sources.cache_path(chosen.source_cache, record["version"])
+    jobs = chosen.jobs or os.cpu_count() or 2
+    bare = (f"set -e; mkdir /tmp/b; cd /tmp/b; tar -xf /src/Python.tar.xz --strip-components=1;"
+            f" ./configure >/dev/null; make -j{jobs} >/dev/null")
+    start = time.perf_counter()
+    try:
+        engine.connect(timeout=3600).containers.run(
+            record["base_image"], ["sh", "-c", bare], remove=True, network_disabled=True,
+            volumes={str(tarball): {"bind": "/src/Python.tar.xz", "mode": "ro"}})
+    except docker.errors.ContainerError as exc:
+        raise GilbenchError(f"The bare ./configure && make in {record['base_image']} failed "
+                            f"({exc}).") from None
+    bare_s = time.perf_counter() - start
+    return {"version": record["version"], "base_image": record["base_image"], "jobs": jobs,
+            "bare_s": bare_s, "invoke_build_s": build_s, "ratio": build_s / bare_s,
+            "phases": record.get("phases")}
 
 
 def rows(figures: Figures) -> list[tuple[str, str, str, str]]:
@@ -259,9 +311,16 @@ def rows(figures: Figures) -> list[tuple[str, str, str, str]]:
         out.append(("matrix efficiency: measured / wall", f"{eff:.2f} (warmups {warm:.2f})",
                     f"at least {EFFICIENCY_GOAL}", _verdict(eff >= EFFICIENCY_GOAL)))
     noise = figures.noise
-    out.append(("noise: median CV of the cells", f"{noise['median_cv']:.1%}", "", ""))
+    cv = noise["median_cv"]
+    out.append(("noise: median CV of the cells",
+                f"{cv:.1%}" if cv == cv else "n/a: no cell had 2 quiet repetitions", "", ""))
     out.append(("noise: contended repetitions", f"{noise['contended_share']:.0%} of "
                 f"{int(noise.get('ok', 0))}", "", ""))
+    overhead = figures.build_overhead
+    if overhead:
+        out.append(("build: invoke build / bare configure && make",
+                    f"{overhead['invoke_build_s']:.0f} s vs {overhead['bare_s']:.0f} s = "
+                    f"{overhead['ratio']:.2f}x", "", ""))
     if figures.noop_build_s:
         out.append(("no-op `invoke build`", f"{statistics.median(figures.noop_build_s):.2f} s",
                     "", ""))

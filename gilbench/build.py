@@ -18,6 +18,7 @@ from gilbench.buildspec import (
     check_extra_args,
     recipe_hash,
 )
+from gilbench.errors import GilbenchError
 from gilbench.paths import ensure_dir
 from gilbench.sources import Source
 from gilbench.versions import Lock, resolve_variant
@@ -36,6 +37,12 @@ class BuildOptions:
     extra_args: tuple[str, ...] = ()
     source: Path | None = None
     jobs: int | None = None
+    # Build even when a matching build exists, without Docker's layer cache, and replace
+    # it (`invoke build --rebuild`; bench-lab --build times a whole build this way).
+    rebuild: bool = False
+    # Only find an existing build; a missing one is an error, never a build (bench-lab
+    # checks this before it times `invoke build` as a no-op).
+    reuse_only: bool = False
 
 
 def get_builder(options: BuildOptions) -> Builder:
@@ -61,6 +68,13 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
     variant = resolve_variant(options.variant, version)
     args = variant.configure_args + extra_args
     builder = get_builder(options)
+    if options.rebuild and not builder.rebuilds:
+        raise GilbenchError(
+            f"--rebuild needs a backend that keeps the old build until the new one is "
+            f"finished, and {builder.name} does not (it builds in place); remove the build "
+            "folder to rebuild there."
+        )
+    builder.no_cache = options.rebuild
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log_dir = options.cache_dir / "logs"
@@ -69,10 +83,15 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
     clock = PhaseClock(on_event)
     base = builder.prepare(clock, log_path)
     spec = BuildSpec(version, sha256, variant.name, args, recipe_hash(), base)
-    if (existing := builder.find(spec)) is not None:
+    if not options.rebuild and (existing := builder.find(spec)) is not None:
         clock.stop()
         log_path.unlink(missing_ok=True)
         return BuildResult(existing, reused=True, log_path=None)
+    if options.reuse_only:
+        clock.stop()
+        log_path.unlink(missing_ok=True)
+        raise GilbenchError(f"CPython {version} [{variant.name}] is not built with "
+                            f"{builder.name} here; `invoke build` makes it.")
 
     if given is None:
         clock.start("fetch")

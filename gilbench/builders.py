@@ -39,10 +39,12 @@ class Builder(ABC):
     """A place builds happen: the Docker engine or this host."""
 
     name: str
+    rebuilds = False  # whether a rebuild keeps the old build until the new one is done
 
     def __init__(self, cache_dir: Path, jobs: int | None = None) -> None:
         self.cache_dir = cache_dir
         self.jobs = jobs or os.cpu_count() or 2
+        self.no_cache = False  # build every step again (a rebuild)
 
     @abstractmethod
     def is_available(self) -> bool: ...
@@ -91,6 +93,7 @@ class Builder(ABC):
 
 class DockerBuilder(Builder):
     name = backends.DockerBackend.name
+    rebuilds = True  # the new image is tagged only once it passed its smoke check
 
     def __init__(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> None:
         super().__init__(cache_dir, jobs)
@@ -177,6 +180,7 @@ class DockerBuilder(Builder):
             clock.start("image-setup")
             stream = self.client.api.build(
                 path=ctx, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+                nocache=self.no_cache,
                 buildargs={
                     "BASE_IMAGE": self._base.ref if self._base else "",
                     "PYTHON_VERSION": spec.version,

@@ -262,3 +262,42 @@ tasks = 2
 model = "processes"
 workload = "startup"
 """
+
+
+def test_bench_lab_in_the_built_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
+) -> None:
+    """Issue 8: the lab and the hand-written reference both run in the image's container,
+    and the no-op build is timed only once the build is known to exist."""
+    from gilbench import benchlab, run, targets
+
+    target = targets._from_build(pgo_build[0].record)
+    lab = benchlab.Lab(target, tmp_path, run.Limits("", "2g"),
+                       benchlab.Settings(n=20, blocks=1, repetitions=2, cost_runs=3),
+                       lambda text: None)
+    figures = lab.measure()
+    lab.noop_build(options(cache))
+    assert set(figures.reference) == {"sequential", "threads", "processes", "own", "shared"}
+    assert set(figures.accuracy) == {"threads", "processes", "own", "shared"}
+    assert figures.python["label"] == "3.13.5-pgo" and figures.process_cost["ratio"] > 0
+    assert len(figures.noop_build_s) == 3 and max(figures.noop_build_s) < 60
+    # A build that does not exist is named, never built.
+    missing = benchlab.Lab(targets._from_build({**pgo_build[0].record, "variant": "debug"}),
+                           tmp_path, run.Limits("", "2g"), benchlab.Settings(),
+                           lambda text: None)
+    missing.noop_build(options(cache))
+    assert any("not built" in note for note in missing.figures.notes)
+
+
+def test_build_overhead_rebuilds_plain_and_times_a_bare_build(cache: Path,
+                                                              docker_engine: None) -> None:
+    """`bench-lab --build`: a from-scratch plain build (--rebuild: no reuse, no layer
+    cache) against a bare ./configure && make of the same tarball in the same base."""
+    from dataclasses import replace
+
+    from gilbench import benchlab
+
+    overhead = benchlab.build_overhead(replace(options(cache), extra_args=()))
+    assert overhead["version"] == "3.13.5" and overhead["bare_s"] > 30
+    assert overhead["invoke_build_s"] > 30 and overhead["ratio"] > 0
+    assert {"configure", "build", "install", "smoke-check"} <= set(overhead["phases"])
