@@ -241,8 +241,10 @@ def unstable_warnings(table: pd.DataFrame) -> list[str]:
             )
             every = [_group_name(r) for _, r in hit.iterrows() if r["all_contended"]]
             if every:
+                which = (", ".join(every) if len(every) <= 3
+                         else f"{len(every)} groups (listed in Warnings in detail)")
                 warnings.append(
-                    f"Busy host: {workload}: every repetition of {_listed(every)} was contended, "
+                    f"Busy host: {workload}: every repetition of {which} was contended, "
                     "so their numbers come from a busy host; rerun them on a quieter one."
                 )
         unstable = group[noisy_mask(group)]

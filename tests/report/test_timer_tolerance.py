@@ -79,3 +79,19 @@ def test_startup_report_is_not_drowned_in_jitter(tmp_path: Path) -> None:
     assert ("| startup(tasks=8) | 3.13.0 | threads | 4 | unstable | 5 (0) | 0.0003 | stdev 33% "
             "of mean (100 µs, above the timer's 50 µs)") in details
     assert "Each group these warnings count is listed" in text.split("## Warnings")[1]
+
+
+def test_many_groups_are_counted_not_listed(tmp_path: Path) -> None:
+    records = [record("sequential", 1, i, 1.0, contended=True) for i in range(3)]
+    records += [record("threads", w, i, 1.0, contended=True) for w in (1, 2, 4, 8)
+                for i in range(3)]
+    result = report_run(write_run(tmp_path / "run", manifest(), records))
+    lines = [w for w in result.warnings if w.startswith(("Contended:", "Busy host:"))]
+    assert lines == [
+        "Contended: fib(n=24,tasks=8): 15 repetition(s) in 5 groups ran while the host was "
+        "busy and are left out: the report's Warnings in detail lists them.",
+        "Busy host: fib(n=24,tasks=8): every repetition of 5 groups (listed in Warnings in "
+        "detail) was contended, so their numbers come from a busy host; rerun them on a "
+        "quieter one.",
+    ]
+    assert result.report_md.read_text().count("| contended | 3 (3) |") == 5
