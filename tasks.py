@@ -458,12 +458,16 @@ def all_(c: Context, matrix: str = "", python: str = "", backend: str = "") -> N
         "repetitions": "Repetitions per model in each block, lab and reference (default 3).",
         "output": "Folder for the runs and bench-lab.json (default: "
         "RESULTS/bench-lab-<time>).",
+        "burner": "Also run the lab once more with a CPU burner started mid-run and "
+        "retry_contended = 3: how many affected repetitions are flagged, and whether the "
+        "speedups after the retries agree with the quiet runs.",
         "build": "Also time a from-scratch `invoke build` (plain variant, Docker) against a "
         "bare ./configure && make of the same tarball in the same base image (minutes).",
     },
 )
 def bench_lab(c: Context, python: str = "", backend: str = "", blocks: str = "",
-              repetitions: str = "", output: str = "", build: bool = False) -> None:
+              repetitions: str = "", output: str = "", build: bool = False,
+              burner: bool = False) -> None:
     """The lab measuring itself: accuracy against a hand-written reference, repeatability,
     process cost, efficiency, noise and the no-op build, each as a ratio side by side."""
     import signal
@@ -498,6 +502,9 @@ def bench_lab(c: Context, python: str = "", backend: str = "", blocks: str = "",
             jobs=conf.get("jobs"))
         with _interrupt_note(out):
             figures = lab.measure()
+            if burner:
+                console.print("a lab run with a CPU burner started mid-run")
+                lab.burner_block()
             lab.noop_build(options)
             if build:
                 console.print("build overhead: invoke build, then bare configure && make")

@@ -22,10 +22,11 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ class Figures:
     noise: dict[str, float] = field(default_factory=dict)
     noop_build_s: list[float] = field(default_factory=list)
     build_overhead: dict[str, Any] = field(default_factory=dict)  # with --build
+    burner: dict[str, Any] = field(default_factory=dict)  # with --burner
     notes: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
 
@@ -101,6 +103,17 @@ def speedups(walls: dict[str, list[float]]) -> dict[str, float]:
             for model, values in walls.items() if model != "sequential" and values}
 
 
+def _duration(manifest: runfolder.Manifest) -> float:
+    finished = datetime.fromisoformat(str(manifest.finished_at))
+    return (finished - datetime.fromisoformat(manifest.started_at)).total_seconds()
+
+
+def _overlaps(record: dict[str, Any], on: datetime, off: datetime) -> bool:
+    """Whether the record's measured section (it ends at its timestamp) met the window."""
+    end = datetime.fromisoformat(record["timestamp"])
+    return end.timestamp() - record["total_s"] < off.timestamp() and end > on
+
+
 def _spread(values: list[float]) -> float:
     return (max(values) - min(values)) / statistics.median(values) if values else float("nan")
 
@@ -123,45 +136,100 @@ class Lab:
         self.cvs: list[float] = []  # per lab cell and block: CV of its quiet wall times
         self.ok = self.contended = 0
 
-    def _lab_block(self) -> dict[str, list[float]]:
-        run_dir = run.start(_matrix(self.settings), [self.target], self.out_dir / "runs",
-                            self.limits, "invoke bench-lab", lambda kind, payload: None)
+    def _run(self, retries: int = 0) -> Path:
+        chosen = replace(_matrix(self.settings), retry_contended=retries)
+        run_dir = run.start(chosen, [self.target], self.out_dir / "runs", self.limits,
+                            "invoke bench-lab", lambda kind, payload: None)
         self.figures.runs.append(run_dir.name)
+        return run_dir
+
+    def _walls(self, run_dir: Path) -> dict[str, list[float]]:
+        """Per model, the wall times the report would use: each repetition's first quiet
+        ok attempt (runfolder.samples_by_cell); contended ones only where no quiet one."""
+        manifest = runfolder.read_manifest(run_dir)
+        records = runfolder.read_records(run_dir).records
+        samples = runfolder.samples_by_cell(records)
+        walls: dict[str, list[float]] = {}
+        busy = []
+        for cell in manifest.cells:
+            quiet = samples[cell["cell_id"]].quiet if cell["cell_id"] in samples else []
+            if not quiet:  # as the report does: contended numbers rather than none, said so
+                quiet = [r["wall_s"] for r in records
+                         if r["cell_id"] == cell["cell_id"] and r["status"] == "ok"]
+                busy += [_lab_model(cell)] if quiet else []
+            walls.setdefault(_lab_model(cell), []).extend(quiet)
+        if busy:
+            self.figures.notes.append(
+                f"run {run_dir.name}: every repetition of {', '.join(sorted(busy))} ran while "
+                "the host was busy; those contended numbers are used.")
+        bad = [r for r in records if r["status"] != "ok"]
+        if bad:
+            self.figures.notes.append(f"run {run_dir.name}: {len(bad)} record(s) not ok, e.g. "
+                                      f"{bad[0]['status']}: {bad[0]['message']}")
+        return walls
+
+    def _lab_block(self) -> dict[str, list[float]]:
+        run_dir = self._run()
         manifest = runfolder.read_manifest(run_dir)
         records = runfolder.read_records(run_dir).records
         ok = [r for r in records if r["status"] == "ok"]
-        if len(ok) < len(records):
-            bad = next(r for r in records if r["status"] != "ok")
-            self.figures.notes.append(f"run {run_dir.name}: {len(records) - len(ok)} record(s) "
-                                      f"not ok, e.g. {bad['status']}: {bad['message']}")
-        walls: dict[str, list[float]] = {}
-        per_cell: dict[str, list[float]] = {}
-        for record in ok:
-            if not record["contended"]:
-                walls.setdefault(_lab_model(record), []).append(record["wall_s"])
-                per_cell.setdefault(record["cell_id"], []).append(record["wall_s"])
-        busy = sorted({_lab_model(r) for r in ok} - set(walls))
-        if busy:  # as the report does: contended numbers rather than none, said so
-            self.figures.notes.append(
-                f"run {run_dir.name}: every repetition of {', '.join(busy)} ran while the host "
-                "was busy; those contended numbers are used.")
-            for record in ok:
-                if _lab_model(record) in busy:
-                    walls.setdefault(_lab_model(record), []).append(record["wall_s"])
         label = (manifest.pythons.get(self.target.id) or {}).get("label")
         self.figures.python["label"] = label or self.target.label
-        started = datetime.fromisoformat(manifest.started_at)
-        finished = datetime.fromisoformat(str(manifest.finished_at))
-        measured = sum(r["total_s"] for r in ok)
-        wall = (finished - started).total_seconds()
-        self.figures.efficiency.append(measured / wall)
+        wall = _duration(manifest)
+        self.figures.efficiency.append(sum(r["total_s"] for r in ok) / wall)
         # A warmup repeats the measurement before it, unrecorded: about the same time.
         warmups = sum(r["total_s"] * manifest.cells[0]["warmups"] for r in ok)
         self.figures.warmup_share.append(warmups / wall)
         self.contended += sum(bool(r["contended"]) for r in ok)
         self.ok += len(ok)
-        self.cvs += [_cv(v) for v in per_cell.values()]
-        return walls
+        for quiet in runfolder.samples_by_cell(records).values():
+            self.cvs.append(_cv(quiet.quiet))
+        return self._walls(run_dir)
+
+    def burner_block(self) -> None:
+        """One more lab run with a CPU burner started a quarter into it and stopped at
+        60%, and retry_contended = 3: how many repetitions that ran beside the burner were
+        flagged, and whether the speedups after the retries agree with the quiet runs."""
+        first = runfolder.read_manifest(self.out_dir / "runs" / self.figures.runs[0])
+        expected = _duration(first)
+        window: list[datetime] = []
+        stop = threading.Event()
+
+        def burn() -> None:
+            if stop.wait(expected * 0.25):
+                return
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            window.append(datetime.now(UTC))
+            try:
+                stop.wait(expected * 0.35)
+            finally:
+                burner.kill()
+                burner.wait()
+                window.append(datetime.now(UTC))
+
+        thread = threading.Thread(target=burn, daemon=True)
+        thread.start()
+        try:
+            run_dir = self._run(retries=3)
+        finally:
+            stop.set()
+            thread.join()
+        if len(window) < 2:
+            self.figures.notes.append("burner: the run ended before the burner started.")
+            return
+        on, off = window
+        first_attempts = [r for r in runfolder.read_records(run_dir).records
+                          if r["status"] == "ok" and not r.get("attempt")]
+        affected = [r for r in first_attempts if _overlaps(r, on, off)]
+        flagged = sum(bool(r["contended"]) for r in affected)
+        after = speedups(self._walls(run_dir))
+        quiet = speedups(self.figures.lab)
+        self.figures.burner = {
+            "run": run_dir.name, "burned_s": (off - on).total_seconds(),
+            "affected": len(affected), "flagged": flagged,
+            "share": flagged / len(affected) if affected else float("nan"),
+            "after_retry_vs_quiet": {m: after[m] / quiet[m] for m in after if m in quiet},
+        }
 
     def _reference_block(self, runner: Any) -> dict[str, list[float]]:
         spec = json.dumps({"n": self.settings.n, "tasks": self.settings.tasks,
@@ -316,6 +384,14 @@ def rows(figures: Figures) -> list[tuple[str, str, str, str]]:
                 f"{cv:.1%}" if cv == cv else "n/a: no cell had 2 quiet repetitions", "", ""))
     out.append(("noise: contended repetitions", f"{noise['contended_share']:.0%} of "
                 f"{int(noise.get('ok', 0))}", "", ""))
+    burner = figures.burner
+    if burner:
+        out.append(("burner: repetitions beside it flagged",
+                    f"{burner['flagged']} of {burner['affected']}", "at least 95%",
+                    _verdict(burner["affected"] > 0 and burner["share"] >= 0.95)))
+        for model, ratio in burner["after_retry_vs_quiet"].items():
+            out.append((f"burner, {MODELS[model]}: after retries / quiet", f"{ratio:.3f}",
+                        "within ±3%", _verdict(abs(ratio - 1) <= ACCURACY_GOAL)))
     overhead = figures.build_overhead
     if overhead:
         out.append(("build: invoke build / bare configure && make",
