@@ -59,11 +59,14 @@ def test_rows_judge_each_figure_against_its_goal() -> None:
 def test_bench_lab_runs_end_to_end(python313: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench lab"
     result = invoke("bench-lab", "--python", str(python313), "--blocks", "2",
-                    "--repetitions", "2", "--output", str(out),
+                    "--repetitions", "2", "--burner", "--output", str(out),
                     env={"INVOKE_GILBENCH_RESULTS_DIR": str(tmp_path / "results")})
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((out / "bench-lab.json").read_text())
-    assert len(data["runs"]) == 2 and len(data["block_speedups"]) == 2
+    assert len(data["runs"]) == 3 and len(data["block_speedups"]) == 2  # + the burner's
+    burner = data["burner"]
+    assert burner["affected"] >= 1 and 0 <= burner["flagged"] <= burner["affected"]
+    assert set(burner["after_retry_vs_quiet"]) == {"threads", "processes", "own", "shared"}
     assert set(data["reference"]) == {"sequential", "threads", "processes", "own", "shared"}
     assert set(data["lab"]) == set(data["reference"])
     assert set(data["accuracy"]) == {"threads", "processes", "own", "shared"}
