@@ -206,7 +206,8 @@ def _int_list(text: str, flag: str) -> list[int]:
         "(default 120).",
         "resume": "Finish the interrupted run RUN (a run id or folder) as it was started: no "
         "matrix, cell or python flags with it.",
-        "cpuset": "Docker CPU set for the run's container (default: every usable core).",
+        "cpuset": "CPUs for the run: the container's cpuset, or native affinity (default: one "
+        "logical CPU of every usable physical core, as BenchExec places runs).",
         "memory": "Docker memory limit for the run's container (default gilbench.memory).",
         "retry_contended": "Measure a repetition again, up to N times (0-10), when other "
         "processes, steal or a CPU quota took the CPU while it ran; every attempt is kept "
@@ -234,7 +235,6 @@ def experiment(
     python flags (the run keeps its own), and the single-cell flags (--workers, --config,
     --param, --repetitions, --warmups, --timeout) need --model and --workload.
     """
-    import os
     import shlex
     import signal
     import sys
@@ -265,8 +265,8 @@ def experiment(
     # `kill` (SIGTERM) ends a run like Ctrl-C: records kept, and the resume command shown.
     signal.signal(signal.SIGTERM, _terminated)
     conf = settings(c)
-    cores = sorted(os.sched_getaffinity(0))
-    limits = run.Limits(cpuset or ",".join(map(str, cores)), memory or str(conf["memory"]))
+    # No --cpuset: the runner places the run, one logical CPU per physical core first.
+    limits = run.Limits(cpuset, memory or str(conf["memory"]))
     command = "invoke " + shlex.join(sys.argv[1:])
     cell_flags = {"--workers": workers, "--config": config, "--param": param,
                   "--repetitions": repetitions, "--warmups": warmups, "--timeout": timeout}

@@ -175,7 +175,7 @@ class NativeBackend(Backend):
     ) -> Runner:
         from gilbench.runners import NativeRunner
 
-        return NativeRunner(target, log_path, cpuset)
+        return NativeRunner(target, log_path, cpuset, max_workers=max_workers)
 
     def builds(self, cache_dir: Path) -> list[dict[str, Any]]:
         from gilbench import buildspec
