@@ -137,6 +137,7 @@ def start(
     run_dir = runfolder.create(results_dir, run_id)
     try:
         with runfolder.locked(run_dir):
+            runfolder.save_harness(run_dir, EXPERIMENTS_DIR)
             _execute(run_dir, manifest, targets, cells, limits, on_event, create=True)
     except BaseException as exc:
         if not (run_dir / runfolder.MANIFEST).exists():

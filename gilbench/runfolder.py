@@ -36,6 +36,7 @@ from experiments import records as schema
 from gilbench.errors import GilbenchError
 
 MANIFEST = "manifest.json"
+HARNESS = "harness"  # the run's copy of experiments/
 RECORDS = "records.jsonl"
 LOCK = "run.lock"
 MANIFEST_SCHEMA_VERSION = 1
@@ -155,6 +156,28 @@ def create(results_dir: Path, run_id: str) -> Path:
             "gilbench.results_dir to a writable folder."
         ) from None
     return run_dir
+
+
+def save_harness(run_dir: Path, experiments_dir: Path) -> None:
+    """A copy of the experiments/ tree that measures this run (HARNESS/experiments), so an
+    export holds the code that ran even after the checkout moved on. Written before the
+    manifest: a run folder with a manifest has its harness."""
+    target = run_dir / HARNESS / experiments_dir.name
+    try:
+        for path in sorted(experiments_dir.rglob("*")):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            copy = target / path.relative_to(experiments_dir)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+    except OSError as exc:  # file by file, so a full disk keeps its errno
+        raise _disk_error(exc, run_dir, "copying the harness") from None
+
+
+def harness(run_dir: Path) -> Path | None:
+    """The run's copy of experiments/, if it has one (runs before this version do not)."""
+    path = run_dir / HARNESS / "experiments"
+    return path if path.is_dir() else None
 
 
 # --- the manifest --------------------------------------------------------------------------

@@ -254,3 +254,19 @@ def test_newest_in_a_results_path_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "results").write_text("")
     with pytest.raises(GilbenchError, match="is a file; move it away"):
         runfolder.newest(tmp_path / "results")
+
+
+def test_the_harness_is_copied_without_caches(tmp_path: Path) -> None:
+    from gilbench.paths import EXPERIMENTS_DIR
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runfolder.save_harness(run_dir, EXPERIMENTS_DIR)
+    copy = runfolder.harness(run_dir)
+    assert copy is not None and copy == run_dir / "harness" / "experiments"
+    wanted = {p.relative_to(EXPERIMENTS_DIR) for p in EXPERIMENTS_DIR.rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts}
+    got = {p.relative_to(copy) for p in copy.rglob("*") if p.is_file()}
+    assert got == wanted and Path("cell.py") in got
+    assert (copy / "cell.py").read_bytes() == (EXPERIMENTS_DIR / "cell.py").read_bytes()
+    assert runfolder.harness(tmp_path) is None
