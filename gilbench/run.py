@@ -32,12 +32,13 @@ class Limits:
     memory: str | None  # docker --memory; None: no limit (native runners apply none)
 
 
-def experiments_hash() -> str:
-    """Identity of the target code (matrices aside): a resumed run must use the same."""
+def experiments_hash(root: Path = EXPERIMENTS_DIR) -> str:
+    """Identity of the target code (matrices aside): a resumed run must use the same.
+    `root` is another copy of the tree (a run's harness, an unpacked export)."""
     digest = hashlib.sha256()
-    for path in sorted(EXPERIMENTS_DIR.rglob("*.py")):
+    for path in sorted(root.rglob("*.py")):
         if "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(EXPERIMENTS_DIR)).encode() + b"\0")
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
