@@ -24,10 +24,10 @@ CONFIDENCE = 0.95
 
 # Why a cell stopped; recorded per cell in the manifest's "sampling" object.
 STOPS = {
-    "target": "its median's 95% CI reached the target",
-    "budget": "its time budget ran out first",
-    "max": "it reached the most repetitions allowed",
-    "failed": "no repetition measured ok, so more would not narrow anything",
+    "target": "reached the target",
+    "budget": "ran out of their time budget first",
+    "max": "reached the most repetitions allowed first",
+    "failed": "measured nothing ok, which more repetitions would not change",
 }
 
 

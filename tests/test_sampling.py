@@ -160,3 +160,29 @@ def test_a_killed_adaptive_run_resumes_into_the_same_plan(python312: Path,
     stops = _check_invariants(run_dir, 0.001, 16)
     assert {state["stop"] for state in stops.values()} <= {"max", "target", "budget"}
     assert runfolder.read_manifest(run_dir).finished_at is not None
+
+
+def test_the_report_tells_why_cells_stopped(tmp_path: Path) -> None:
+    from gilbench.report import load_run
+    from gilbench.report.document import to_markdown
+    from gilbench.report.sampling import sampling_blocks, sampling_warning
+
+    records = [record("sequential", 1, i, 1.0) for i in range(6)]
+    records += [record("threads", 2, i, 1.0 + i / 10) for i in range(3)]
+    ids = sorted({r["cell_id"] for r in records})
+    sequential = next(r["cell_id"] for r in records if r["model"] == "sequential")
+    threads = next(i for i in ids if i != sequential)
+    data = manifest(order={"kind": "matrix", "seed": 1, "batch": 1, "target_ci": 0.02,
+                           "max_repetitions": 3, "cell_budget_s": 60.0},
+                    sampling={sequential: {"stop": "target", "repetitions": 6,
+                                           "ci_half_width": 0.0, "elapsed_s": 1.0},
+                              threads: {"stop": "max", "repetitions": 3,
+                                        "ci_half_width": None, "elapsed_s": 1.0}})
+    run = load_run(write_run(tmp_path / "run", data, records))
+    assert sampling_warning(run) == ("1 of 2 cells stopped before their median was known to "
+                                     "±2.0% (max 1); they are listed under Adaptive sampling.")
+    text = to_markdown(sampling_blocks(run))
+    assert "1 reached the target; 1 reached the most repetitions allowed first" in text
+    assert "| 3.13.0 | threads | " in text and "| 3 | not yet known | max |" in text
+    fixed = load_run(write_run(tmp_path / "fixed", manifest(), records))
+    assert sampling_warning(fixed) is None and sampling_blocks(fixed) == []

@@ -16,6 +16,7 @@ from gilbench.report.aggregate import Summary
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from gilbench.report.findings import warning_details
 from gilbench.report.load import RunData
+from gilbench.report.sampling import sampling_blocks
 
 DASH = "-"
 
@@ -237,6 +238,6 @@ def report_blocks(
         if details:
             blocks.append(Paragraph("Each group these warnings count is listed, with its "
                                     "figures, under Warnings in detail."))
-    blocks += _plots(plots) + _baselines(summary) + _results(summary)
+    blocks += _plots(plots) + _baselines(summary) + _results(summary) + sampling_blocks(run)
     blocks += details + _failures(table) + _provenance(run)
     return blocks

@@ -20,6 +20,7 @@ from gilbench.report.findings import key_findings, unstable_warnings
 from gilbench.report.load import load_run
 from gilbench.report.plots import PLOTS
 from gilbench.report.render import PlotOutcome, report_blocks
+from gilbench.report.sampling import sampling_warning
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PARQUET = "summary.parquet"
@@ -115,6 +116,8 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     findings = key_findings(summary)
     partial = run.completeness.sentence(run.run_id)
     warnings = run.warnings + summary.notes + unstable_warnings(summary.frame)
+    short = sampling_warning(run)
+    warnings += [short] if short else []
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.run_dir))
     try:
         outcomes = _draw_plots(summary.frame, staging / PLOTS_DIR, run.run_id)
