@@ -98,9 +98,10 @@ def _check_probe(target: Target, probe: dict[str, Any]) -> None:
 
 def start(
     matrix: Matrix, targets: list[Target], results_dir: Path, limits: Limits, command: str,
-    on_event: RunEvents,
+    on_event: RunEvents, seed: int | None = None, extra: dict[str, Any] | None = None,
 ) -> Path:
-    """A new run folder with its manifest; then every cell of the matrix."""
+    """A new run folder with its manifest; then every cell of the matrix. `seed` replays
+    another run's order (reproduce); `extra` adds manifest keys (kept on rewrite)."""
     targets = list({t.id: t for t in targets}.values())  # `--python 3.13 --python 3.13.12`
     if limits.memory is not None and not any(
             backends.for_target(t).applies_memory_limit for t in targets):
@@ -113,7 +114,8 @@ def start(
     run_id = runfolder.new_run_id()
     # A seeded shuffle: drift of the host over the run spreads over every model instead
     # of landing on whichever ran last; the seed makes the order reproducible.
-    seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
+    if seed is None:
+        seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
     if matrix.order == "shuffled":
         random.Random(seed).shuffle(cells)
     # Within each round (plan_rounds) every python takes its turn, its cells in this order.
@@ -134,6 +136,7 @@ def start(
         cells=cells,  # in the order they run
         limits={"cpuset": limits.cpuset, "memory": limits.memory},
         host=hostinfo.collect(),
+        extra=dict(extra or {}),
     )
     run_dir = runfolder.create(results_dir, run_id)
     try:

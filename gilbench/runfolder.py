@@ -126,7 +126,7 @@ def newest(results_dir: Path) -> Path:
 
 
 # What a run folder holds before its manifest exists (while the pythons are probed).
-_STARTING = {"driver.log", LOCK, "cells-pending.jsonl"}
+_STARTING = {"driver.log", LOCK, "cells-pending.jsonl", HARNESS}
 
 
 def _remove_debris(results_dir: Path) -> None:
@@ -321,25 +321,47 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_manifest(run_dir: Path, manifest: Manifest) -> None:
-    """Replace manifest.json atomically: a reader sees the old one or the new one."""
-    text = json.dumps(manifest.to_json(), indent=2, allow_nan=False) + "\n"
+def _replace(run_dir: Path, name: str, text: str) -> None:
+    """Replace run_dir/name atomically: a reader sees the old file or the new one."""
     tmp = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=run_dir)
-        tmp = Path(name)
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
+        tmp = Path(temporary)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        tmp.replace(run_dir / MANIFEST)
+        tmp.replace(run_dir / name)
         tmp = None
         _fsync_dir(run_dir)
     except OSError as exc:
-        raise _disk_error(exc, run_dir, f"writing {MANIFEST}") from None
+        raise _disk_error(exc, run_dir, f"writing {name}") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    """Replace manifest.json atomically: a reader sees the old one or the new one."""
+    _replace(run_dir, MANIFEST, json.dumps(manifest.to_json(), indent=2, allow_nan=False) + "\n")
+
+
+def copy_run(run_dir: Path, dest: Path, pythons: set[str]) -> Path:
+    """A run folder at `dest` holding only these pythons' cells and valid records (the
+    original untouched): reproduce compares against the part of a run this host can run."""
+    manifest = read_manifest(run_dir)
+    records = [r for r in read_records(run_dir).records if r["python"] in pythons]
+    manifest.cells = [c for c in manifest.cells if c["python"] in pythons]
+    manifest.pythons = {k: v for k, v in manifest.pythons.items() if k in pythons}
+    manifest.backend = {k: v for k, v in manifest.backend.items() if k in pythons}
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _disk_error(exc, dest, "creating the folder") from None
+    _replace(dest, RECORDS, "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n"
+                                    for r in records))
+    write_manifest(dest, manifest)
+    return dest
 
 
 # --- records -------------------------------------------------------------------------------

@@ -182,6 +182,7 @@ def test_a_start_killed_while_probing_leaves_no_debris(python312: Path, tmp_path
     debris.mkdir(parents=True)
     (debris / "driver.log").write_text("")
     (debris / "run.lock").write_text("process 1 on gone, since then")
+    (debris / "harness" / "experiments").mkdir(parents=True)  # copied before the manifest
     keep = results / "not-a-run"  # a user's own folder is never touched
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
