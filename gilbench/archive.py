@@ -263,7 +263,7 @@ def _pythons(manifest: runfolder.Manifest) -> tuple[dict[str, Any], dict[str, by
     return pythons, members
 
 
-def _destination(out: Path | None, run_dir: Path, name: str, looks_right: Any) -> Path:
+def destination(out: Path | None, run_dir: Path, name: str, looks_right: Any) -> Path:
     """out as given: None -> beside the run folder; an existing folder -> name inside it.
     An existing file is replaced only when it is an export of the same kind."""
     target = run_dir.parent / name if out is None else out
@@ -347,7 +347,7 @@ def export_run(run_dir: Path, out: Path | None = None) -> Exported:
     members = {EXPORT: _json_bytes(export), **dict(sorted(members.items()))}
     members[SUMS] = sums_text(members).encode()
     name = default_name(manifest.run_id)
-    target = _destination(out, run_dir, name, is_archive)
+    target = destination(out, run_dir, name, is_archive)
     top = f"{manifest.run_id}.gilbench"
     write_atomically(target, lambda handle: _write_tar(handle, top, members, int(time.time())))
     reasons = {str(info.get("label") or pid): info["reason"]
