@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 console = Console(highlight=False, soft_wrap=True)  # never break paths
@@ -86,6 +87,7 @@ class RunProgress:
         self.python = ""
         self.counts: dict[str, int] = {}
         self.shown: set[tuple[str, str]] = set()
+        self.announced: set[str] = set()
 
     def __enter__(self) -> RunProgress:
         self.progress.start()
@@ -102,7 +104,9 @@ class RunProgress:
             self.task = self.progress.add_task("records", total=payload)
         elif kind == "python":
             self.python = str(payload)
-            console.print(f"running cells on [bold]{self.python}[/bold]")
+            if self.python not in self.announced:  # once each, not every round
+                self.announced.add(self.python)
+                console.print(f"running cells on [bold]{escape(self.python)}[/bold]")
         elif kind == "record" and self.task is not None:
             status = payload.get("status", "?")
             self.counts[status] = self.counts.get(status, 0) + 1
