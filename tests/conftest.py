@@ -48,7 +48,7 @@ def target_python(request: pytest.FixtureRequest) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def python312() -> Path:
     path = find_python("3.12")
     require(path is not None, "no pyenv Python 3.12 installed")
@@ -56,7 +56,7 @@ def python312() -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def python313() -> Path:
     path = find_python("3.13")
     require(path is not None, "no pyenv Python 3.13 installed")

@@ -1,0 +1,129 @@
+"""Issue 9: `invoke reproduce` reruns a run here and gives a verdict per cell group, with
+what differs between the hosts; refusals are one sentence; an interruption resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gilbench import reproduce, runfolder
+from tests.conftest import REPO, invoke
+
+
+def _env(results: Path) -> dict[str, str]:
+    return {"INVOKE_GILBENCH_RESULTS_DIR": str(results)}
+
+
+@pytest.fixture(scope="module")
+def original(python312: Path, python313: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run of two native pythons: sleeps (stable) under threads, 1 and 2 workers."""
+    results = tmp_path_factory.mktemp("original")
+    done = invoke("experiment", "--python", str(python312), "--python", str(python313),
+                  "--backend", "native", "--model", "threads", "--workload", "io",
+                  "--param", "ms=5", "--workers", "1,2", "--repetitions", "5",
+                  env=_env(results))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = results.iterdir()
+    return run_dir
+
+
+def _copy(original: Path, dest: Path, **changes: object) -> Path:
+    """The original as another host would have written it (a changed manifest)."""
+    manifest = runfolder.read_manifest(original)
+    copy = runfolder.copy_run(original, dest, set(manifest.pythons))
+    edited = runfolder.read_manifest(copy)
+    for name, value in changes.items():
+        setattr(edited, name, value)
+    runfolder.write_manifest(copy, edited)
+    return copy
+
+
+def _verdict_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines()
+            if line.strip().split("  ")[0] in reproduce.VERDICTS]
+
+
+def test_a_run_reproduces_here_with_a_verdict_per_group(original: Path, tmp_path: Path) -> None:
+    done = invoke("reproduce", str(original), env=_env(tmp_path))
+    lines = _verdict_lines(done.stdout)
+    assert len(lines) == 4, done.stdout + done.stderr  # 2 pythons x 2 worker counts
+    everything = all(line.strip().startswith("reproduced") for line in lines)
+    assert done.returncode == (0 if everything else 1), done.stdout + done.stderr
+    (here,) = [p for p in tmp_path.iterdir() if (p / "reproduce.md").exists()]
+    manifest = runfolder.read_manifest(here)
+    first = runfolder.read_manifest(original)
+    assert manifest.extra["reproduces"]["run_id"] == first.run_id
+    assert manifest.order["seed"] == first.order["seed"]  # the same order again
+    assert [c["cell_id"] for c in manifest.cells] == [c["cell_id"] for c in first.cells]
+    text = (here / "reproduce.md").read_text()
+    assert "## Verdict per cell group" in text and (here / "reproduce.html").is_file()
+
+
+def test_what_differs_between_the_hosts_is_reported(original: Path, tmp_path: Path) -> None:
+    first = runfolder.read_manifest(original)
+    elsewhere = _copy(original, tmp_path / "theirs" / first.run_id,
+                      host={**first.host, "cpu_model": "Another CPU", "cores": 64},
+                      limits={"cpuset": "0-63", "memory": None})
+    done = invoke("reproduce", str(elsewhere), env=_env(tmp_path / "mine"))
+    assert "differs [host] host.cpu_model: Another CPU -> " in done.stdout, done.stdout
+    assert "cpuset 0-63 does not exist here" in done.stdout
+    (here,) = [p for p in (tmp_path / "mine").iterdir() if (p / "reproduce.md").exists()]
+    assert "Another CPU" in (here / "reproduce.md").read_text()
+
+
+def test_a_python_missing_here_is_not_comparable(original: Path, tmp_path: Path) -> None:
+    first = runfolder.read_manifest(original)
+    pythons = {pid: dict(entry) for pid, entry in first.pythons.items()}
+    gone = next(pid for pid, entry in pythons.items() if entry["version"].startswith("3.12"))
+    pythons[gone]["executable"] = "/nonexistent/python3.12"
+    elsewhere = _copy(original, tmp_path / "theirs" / first.run_id, pythons=pythons)
+    done = invoke("reproduce", str(elsewhere), env=_env(tmp_path / "mine"))
+    assert done.returncode == 1
+    assert "not comparable  all 2 cell groups of 3.12.1 native: a native python " \
+           "(/nonexistent/python3.12) that is not on this host" in done.stdout, done.stdout
+    assert len(_verdict_lines(done.stdout)) == 3  # 3.13's two groups and the missing one
+    assert "Not reproduced" in done.stdout
+
+
+def test_another_harness_is_refused_unless_drift_is_allowed(original: Path,
+                                                            tmp_path: Path) -> None:
+    first = runfolder.read_manifest(original)
+    elsewhere = _copy(original, tmp_path / "theirs" / first.run_id,
+                      experiments_hash="ab" * 32)
+    refused = invoke("reproduce", str(elsewhere), env=_env(tmp_path / "mine"))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "was measured by another version of experiments/" in refused.stderr
+    assert "--allow-drift" in refused.stderr
+    assert not list((tmp_path / "mine").glob("2*"))  # nothing measured
+    allowed = invoke("reproduce", str(elsewhere), "--allow-drift", env=_env(tmp_path / "mine"))
+    assert "differs [drift] allowed by --allow-drift: - -> experiments/ is " in allowed.stdout
+
+
+def test_a_killed_reproduction_resumes(original: Path, tmp_path: Path) -> None:
+    results = tmp_path / "mine"
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "reproduce", str(original)],
+                            cwd=REPO, env={**os.environ, **_env(results)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = list(results.glob("2*/records.jsonl"))
+        if found and found[0].read_bytes().count(b"\n") >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    (killed,) = results.glob("2*")
+    assert runfolder.read_manifest(killed).finished_at is None
+    again = invoke("reproduce", str(original), env=_env(results))
+    assert f"resuming the unfinished reproduction {killed.name}" in again.stdout, again.stdout
+    assert len(_verdict_lines(again.stdout)) == 4
+    assert [p for p in results.glob("2*")] == [killed]  # finished, not started over
+    assert runfolder.read_manifest(killed).finished_at is not None
