@@ -531,7 +531,64 @@ def _interrupt_note(out: Path) -> Iterator[None]:
                    code=130) from None
 
 
-ns = Collection(build, doctor, experiment, report, compare, test, all_, bench_lab)
+@task(
+    help={
+        "source": "An export archive (invoke export) or a run folder / run id to rerun here.",
+        "allow_drift": "Run even when this checkout's experiments/ or build recipe differs "
+        "from the original's (recorded as drift in the verdict).",
+    },
+)
+def reproduce(c: Context, source: str, allow_drift: bool = False) -> None:
+    """Rerun someone's run here and get a verdict per cell group: reproduced, faster,
+    slower, status changed or not comparable. Exits 0 only when everything reproduced.
+    Interrupted, it resumes when given the same source again."""
+    import signal
+
+    from rich.markup import escape
+
+    from gilbench import archive, runfolder
+    from gilbench import reproduce as reproducing
+    from gilbench.build import BuildOptions
+    from gilbench.console import RunProgress, console
+
+    signal.signal(signal.SIGTERM, _terminated)
+    conf = settings(c)
+    with user_errors():
+        given = Path(source).expanduser()
+        results = ensure_dir(Path(conf["results_dir"]), "results folder",
+                             "gilbench.results_dir (invoke.yaml or INVOKE_GILBENCH_RESULTS_DIR)")
+        if given.is_file():
+            if not archive.is_archive(given):
+                raise GilbenchError(f"{given} is neither a gilbench export archive nor a run "
+                                    "folder; give what `invoke export` wrote, or a run.")
+            unpacked = archive.unpack(given.absolute(),
+                                      results / "archives" / runfolder.new_run_id())
+            original = unpacked.run_dir
+        else:
+            original = _run_dir(conf, source)
+        options = BuildOptions(
+            python=None, variant=conf["variant"], backend=conf["backend"],
+            cache_dir=conf["cache_dir"], source_cache=conf["source_cache"],
+            base_image=conf["base_image"], jobs=conf.get("jobs"))
+        with RunProgress() as progress:
+            here = reproducing.rerun(original, results, options, allow_drift, source,
+                                     progress, console.print)
+        outcome = reproducing.judge(original, here)
+    for row in outcome.cells.itertuples():
+        colour = "green" if row.verdict == "reproduced" else "yellow"
+        console.print(f"[{colour}]{row.verdict:>15}[/{colour}]  {escape(str(row.cell))}: "
+                      f"{escape(str(row.reason))}", highlight=False)
+    for axis, name, first, now in outcome.differences:
+        console.print(f"  differs [{axis}] {name}: {first} -> {now}", markup=False)
+    console.print(reproducing.overall(outcome), markup=False)
+    console.print(f"written: {outcome.paths[0]} and {outcome.paths[1]}")
+    if not outcome.reproduced:
+        raise Exit(code=1)
+
+
+ns = Collection(build, doctor, experiment, report, compare, test, all_, bench_lab,
+                reproduce)
+ns.configure({"gilbench": DEFAULTS})
 ns.configure({"gilbench": DEFAULTS})
 
 # `gilbench TASK` once installed (pip install .): the same tasks, from any folder.
