@@ -589,7 +589,6 @@ def reproduce(c: Context, source: str, allow_drift: bool = False) -> None:
 ns = Collection(build, doctor, experiment, report, compare, test, all_, bench_lab,
                 reproduce)
 ns.configure({"gilbench": DEFAULTS})
-ns.configure({"gilbench": DEFAULTS})
 
 # `gilbench TASK` once installed (pip install .): the same tasks, from any folder.
 program = Program(namespace=ns, name="gilbench", binary="gilbench", version="0.1.0")
