@@ -127,3 +127,27 @@ def test_a_killed_reproduction_resumes(original: Path, tmp_path: Path) -> None:
     assert len(_verdict_lines(again.stdout)) == 4
     assert [p for p in results.glob("2*")] == [killed]  # finished, not started over
     assert runfolder.read_manifest(killed).finished_at is not None
+
+
+def test_an_exported_run_reproduces_from_its_archive_alone(original: Path,
+                                                           tmp_path: Path) -> None:
+    from gilbench import archive
+
+    exported = archive.export(original, tmp_path / "theirs.gilbench.tar.gz")
+    results = tmp_path / "empty"
+    done = invoke("reproduce", str(exported), env=_env(results))
+    assert len(_verdict_lines(done.stdout)) == 4, done.stdout + done.stderr
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr
+    (unpacked,) = (results / "archives").iterdir()
+    (here,) = [p for p in results.iterdir() if (p / "reproduce.md").exists()]
+    source = runfolder.read_manifest(here).extra["reproduces"]["source"]
+    assert source == str(exported) and any(unpacked.rglob("manifest.json"))
+
+
+def test_a_file_that_is_no_archive_is_one_sentence(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("hello\n")
+    done = invoke("reproduce", str(bogus), env=_env(tmp_path / "results"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "is neither a gilbench export archive nor a run folder" in done.stderr
+    assert not (tmp_path / "results" / "archives").exists()
