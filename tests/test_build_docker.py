@@ -301,3 +301,29 @@ def test_build_overhead_rebuilds_plain_and_times_a_bare_build(cache: Path,
     assert overhead["version"] == "3.13.5" and overhead["bare_s"] > 30
     assert overhead["invoke_build_s"] > 30 and overhead["ratio"] > 0
     assert {"configure", "build", "install", "smoke-check"} <= set(overhead["phases"])
+
+
+def test_a_docker_run_reproduces_from_its_archive(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
+) -> None:
+    """Issue 9: a run in the built image, exported and reproduced into an empty folder:
+    the image is found again by its content address, not rebuilt."""
+    from gilbench import archive, matrix, reproduce, run, runfolder, targets
+
+    target = targets._from_build(pgo_build[0].record)
+    chosen = matrix.single_cell("threads", "io", [1, 2], {}, {"ms": [5]}, 4, 0, 60.0)
+    original = run.start(chosen, [target], tmp_path / "theirs", run.Limits("0", "2g"),
+                         "test", lambda kind, payload: None)
+    unpacked = archive.unpack(archive.export(original, tmp_path / "x.gilbench.tar.gz"),
+                              tmp_path / "unpacked")
+    assert set(unpacked.recipes) == {target.id}  # built by gilbench: rebuildable
+    said: list[str] = []
+    here = reproduce.rerun(unpacked.run_dir, tmp_path / "mine", options(cache), False,
+                           "x.gilbench.tar.gz", lambda kind, payload: None, said.append)
+    assert not any("building" in line for line in said)  # reused, not rebuilt
+    manifest = runfolder.read_manifest(here)
+    assert manifest.pythons[target.id]["image"] == target.image
+    assert manifest.limits["cpuset"] == "0" and manifest.limits["memory"] == "2g"
+    outcome = reproduce.judge(unpacked.run_dir, here)
+    assert len(outcome.cells) == 2 and set(outcome.cells["verdict"]) <= set(reproduce.VERDICTS)
+    assert (here / "reproduce.md").is_file()
