@@ -21,7 +21,7 @@ def assert_refused(result: object, *fragments: str) -> None:
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["build", "--python", "3.11.2"], ["'3.11.2' is not in the version lock", "3.12.12"]),
+        (["build", "--python", "3.11.2"], ["'3.11.2' is not in the version lock", "3.12.15"]),
         (["build", "--python", "3.13.5", "--variant", "turbo"], ["Unknown variant 'turbo'"]),
         (["build", "--python", "3.12", "--variant", "freethreaded"],
          ["needs CPython 3.13 or newer"]),

@@ -20,8 +20,10 @@ def test_real_lock_defaults_to_newest_312() -> None:
     lock = Lock.load()
     newest_312 = max((v for v in lock.known() if v.startswith("3.12.")),
                      key=lambda v: tuple(map(int, v.split("."))))
-    assert lock.resolve(None).version == newest_312 == "3.12.12"
-    assert lock.resolve("3.12").version == "3.12.12"
+    assert lock.resolve(None).version == newest_312 == "3.12.15"
+    assert lock.resolve("3.12").version == "3.12.15"
+    assert lock.resolve("3.12.14").sha256.startswith("5c8462af")  # older entries stay
+    assert lock.resolve("3.12.12").sha256.startswith("fb85a134")
 
 
 def test_exact_and_minor_versions() -> None:
@@ -29,8 +31,8 @@ def test_exact_and_minor_versions() -> None:
     assert lock.resolve("3.13.5").sha256 == (
         "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640"
     )
-    assert lock.resolve("3.13").version == "3.13.12"
-    assert lock.resolve("3.14").url.endswith("/3.14.6/Python-3.14.6.tar.xz")
+    assert lock.resolve("3.13").version == "3.13.15"
+    assert lock.resolve("3.14").url.endswith("/3.14.8/Python-3.14.8.tar.xz")
 
 
 def test_unknown_version_lists_known_ones() -> None:
@@ -38,7 +40,7 @@ def test_unknown_version_lists_known_ones() -> None:
         Lock.load().resolve("3.11.9")
     message = str(err.value)
     assert "'3.11.9' is not in the version lock" in message
-    assert "3.12.12" in message and "3.13.5" in message and "--source" in message
+    assert "3.12.15" in message and "3.13.5" in message and "--source" in message
 
 
 def test_malformed_lock_is_refused(tmp_path: Path) -> None:
