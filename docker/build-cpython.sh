@@ -2,21 +2,57 @@
 # The one CPython build recipe, used by the Docker backend (inside the image build) and
 # by the native backend (on the host).
 # usage: build-cpython.sh TARBALL PREFIX [CONFIGURE_ARG...]
+# environment: JOBS (make -j, default nproc); BUILD_DIR (where the sources are unpacked
+#   and built, emptied first and removed at the end; default /usr/src/cpython);
+#   SOURCE_DATE_EPOCH (default: the newest mtime among the tarball's files).
 # Prints "::gilbench-phase:: NAME" before each phase so callers can show progress.
+#
+# Reproducible by design (https://reproducible-builds.org/docs/): two builds of the same
+# tarball, flags and PREFIX install the same bytes, except where PGO's training run
+# (timing-dependent profile counts) changes the compiler's choices. The measures, each
+# recorded by gilbench in the build record (builders.REPRO_MEASURES):
+# - a fixed build path (BUILD_DIR), not a random mktemp folder: configure's abs_builddir
+#   lands in the installed Makefile and _sysconfigdata;
+# - -ffile-prefix-map=BUILD_DIR=/usr/src/cpython, given to make as CFLAGS_NODIST so it
+#   reaches every compile (the PGO targets append their own flags to it) without being
+#   recorded for third-party extensions: __FILE__ and the debug info (-g is on by
+#   default) name no host folder;
+# - SOURCE_DATE_EPOCH: gcc's __DATE__/__TIME__ (sys.version's build date) and
+#   py_compile, which then writes checked-hash .pyc instead of ones carrying the
+#   install time as the source mtime;
+# - PYTHONHASHSEED=0: set and frozenset ordering in code that the build marshals;
+# - ARFLAGS=rcsD: ar's deterministic mode (zero uid/gid/mtime in libpython3.X.a).
 set -euo pipefail
 
 tarball=$1
 prefix=$2
 shift 2
 jobs=${JOBS:-$(nproc)}
+work=${BUILD_DIR:-/usr/src/cpython}
 phase() { echo "::gilbench-phase:: $1"; }
 
-work=$(mktemp -d)
+case "$work" in
+    /?*) ;;
+    *) echo "BUILD_DIR must be an absolute path other than /, got '$work'" >&2; exit 2 ;;
+esac
+export PYTHONHASHSEED=0
+
+rm -rf "$work"
+mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 
 phase extract
 tar -xf "$tarball" -C "$work" --strip-components=1
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+    SOURCE_DATE_EPOCH=$(find "$work" -type f -printf '%T@\n' | sort -n | tail -n 1 | cut -d. -f1)
+fi
+export SOURCE_DATE_EPOCH
+echo "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
 cd "$work"
+
+# Given to every make call, so a target that make decides to rebuild during install
+# is compiled like the rest.
+make_vars=(CFLAGS_NODIST="-ffile-prefix-map=$work=/usr/src/cpython" ARFLAGS=rcsD)
 
 phase configure
 ./configure --prefix="$prefix" "$@"
@@ -28,20 +64,20 @@ if [ "$pgo" = yes ]; then
     # a failed training run can be retried: since 3.13 a failing test in `-m test --pgo`
     # stops the build, and such failures happen by chance (test_generators was seen).
     phase instrumented-build
-    make -j"$jobs" profile-gen-stamp
+    make -j"$jobs" "${make_vars[@]}" profile-gen-stamp
     phase pgo-training
-    if ! make profile-run-stamp 2>&1 | tee "$work/pgo-training.log"; then
+    if ! make "${make_vars[@]}" profile-run-stamp 2>&1 | tee "$work/pgo-training.log"; then
         failed=$(grep -oE 'test_[A-Za-z0-9_.]+ failed' "$work/pgo-training.log" \
                  | cut -d' ' -f1 | sort -u | paste -sd' ' - || true)
         echo "::gilbench-warning:: PGO training run failed (${failed:-no test named}); retrying once"
-        make profile-run-stamp
+        make "${make_vars[@]}" profile-run-stamp
     fi
     phase final-build
 else
     phase build
 fi
-make -j"$jobs"
+make -j"$jobs" "${make_vars[@]}"
 
 phase install
-make install
+make "${make_vars[@]}" install
 # The smoke check (host side) runs next; nothing of the build tree is kept.

@@ -10,6 +10,8 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -33,6 +35,70 @@ from gilbench.buildspec import (
 from gilbench.errors import BackendUnavailable, GilbenchError
 from gilbench.paths import DOCKER_DIR, RECIPE_FILES
 from gilbench.sources import Source
+
+# What docker/build-cpython.sh does so that two builds of one spec install the same
+# bytes (its header says why each matters); recorded in every build record.
+REPRO_MEASURES = (
+    "fixed build path",
+    "-ffile-prefix-map=<build path>=/usr/src/cpython",
+    "SOURCE_DATE_EPOCH (the tarball's date)",
+    "checked-hash .pyc (py_compile under SOURCE_DATE_EPOCH)",
+    "PYTHONHASHSEED=0",
+    "ar deterministic mode (ARFLAGS=rcsD)",
+)
+DOCKER_BUILD_DIR = "/usr/src/cpython"
+
+# Signals a caller may leave ignored that the build needs at their default: a
+# background job of a non-interactive shell (`cmd &`, nohup, CI steps) starts with
+# SIGINT and SIGQUIT ignored, the ignored disposition survives exec, and CPython's PGO
+# training run needs SIGINT (test_generators' SignalAndYieldFromTest fails without it,
+# so a 3.13 PGO build started that way failed every time). bash cannot reset a signal
+# that was ignored when it started, so the reset happens before the script's shell.
+DEFAULT_SIGNALS = ("SIGINT", "SIGQUIT")
+# The wrapper is a Python process, which ignores these itself at start-up (what
+# Popen's restore_signals undoes for a direct child), so it resets them too.
+_PYTHON_IGNORES = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
+_RESET_AND_EXEC = (
+    "import os, signal, sys\n"
+    "for name in sys.argv[1].split(','):\n"
+    "    if hasattr(signal, name):\n"
+    "        signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def with_default_signals(cmd: list[str]) -> list[str]:
+    """`cmd`, run through a tiny exec wrapper that first resets DEFAULT_SIGNALS to their
+    default action (no preexec_fn: Popen may be called while other threads run)."""
+    return [sys.executable, "-I", "-S", "-c", _RESET_AND_EXEC,
+            ",".join(DEFAULT_SIGNALS + _PYTHON_IGNORES), *cmd]
+
+
+def script_process(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """How the native builder starts the build script: default signals, output merged."""
+    return subprocess.Popen(
+        with_default_signals(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=env, errors="replace",
+    )
+
+
+def source_date_epoch(tarball: Path) -> int:
+    """The tarball's own date: the mtime of its first member (the top folder, which the
+    release tooling stamps), read without unpacking the rest."""
+    try:
+        with tarfile.open(tarball) as archive:
+            first = archive.next()
+    except (OSError, tarfile.TarError) as exc:
+        raise GilbenchError(f"The source tarball {tarball} cannot be read ({exc}).") from exc
+    if first is None:
+        raise GilbenchError(f"The source tarball {tarball} is empty.")
+    return int(first.mtime)
+
+
+def reproducibility(tarball: Path, build_dir: str) -> dict[str, Any]:
+    """The reproducibility part of a build record."""
+    return {"measures": list(REPRO_MEASURES), "build_dir": build_dir,
+            "source_date_epoch": source_date_epoch(tarball)}
 
 
 class Builder(ABC):
@@ -152,6 +218,7 @@ class DockerBuilder(Builder):
                 spec, source, info, clock, started,
                 image=final, base_image=self._base.ref, base_origin=self._base.origin,
                 executable="/opt/cpython/bin/python3",
+                reproducibility=reproducibility(source.path, DOCKER_BUILD_DIR),
             )
             # The final tag is a one-line image on top of the smoke-checked one, carrying
             # the provenance as labels: it only exists once everything passed.
@@ -187,6 +254,7 @@ class DockerBuilder(Builder):
                     "PYTHON_SHA256": spec.sha256,
                     "CONFIGURE_ARGS": " ".join(spec.configure_args),
                     "JOBS": str(self.jobs),
+                    "SOURCE_DATE_EPOCH": str(source_date_epoch(source.path)),
                 },
             )
             pending, error = "", ""
@@ -225,6 +293,11 @@ class NativeBuilder(Builder):
     def prefix(self, spec: BuildSpec) -> Path:
         return self.cache_dir / self.name / spec.name
 
+    def build_dir(self, spec: BuildSpec) -> Path:
+        """Where the recipe unpacks and builds: fixed per spec (it lands in the installed
+        Makefile and _sysconfigdata), so a rebuild into the same prefix repeats it."""
+        return self.cache_dir / "native-build" / spec.name
+
     def prepare(self, clock: PhaseClock, log_path: Path) -> str:
         clock.start("base")
         try:
@@ -261,7 +334,10 @@ class NativeBuilder(Builder):
             info = smoke.parse(out.stdout)
             _require_smoke(info, spec, log_path)
             clock.stop()
-            record = self.record(spec, source, info, clock, started, executable=str(python))
+            record = self.record(
+                spec, source, info, clock, started, executable=str(python),
+                reproducibility=reproducibility(source.path, str(self.build_dir(spec))),
+            )
             # Written last, atomically: its presence is what marks the prefix complete.
             tmp = prefix / "gilbench-build.json.tmp"
             tmp.write_text(json.dumps(record, indent=2))
@@ -276,11 +352,9 @@ class NativeBuilder(Builder):
     ) -> None:
         cmd = ["bash", str(DOCKER_DIR / "build-cpython.sh"), str(source.path), str(prefix),
                *spec.configure_args]
-        env = {**os.environ, "JOBS": str(self.jobs)}
-        with log_path.open("a") as log, subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-            errors="replace",
-        ) as proc:
+        env = {**os.environ, "JOBS": str(self.jobs), "BUILD_DIR": str(self.build_dir(spec)),
+               "SOURCE_DATE_EPOCH": str(source_date_epoch(source.path))}
+        with log_path.open("a") as log, script_process(cmd, env) as proc:
             assert proc.stdout is not None
             last = ""
             for line in proc.stdout:
