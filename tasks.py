@@ -12,7 +12,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.program import Program
-from invoke.tasks import task
+from invoke.tasks import Task, task
 
 from gilbench import backends
 from gilbench.errors import GilbenchError
@@ -78,7 +78,16 @@ def _float_flag(text: str, flag: str, example: str) -> float:
                             ) from None
 
 
+class _HelpKeepsDashH(Task):
+    """A task whose flags never get -h as their short form: `invoke build -h` is help,
+    not --check-reproducible (invoke picks each flag's first free letter)."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, taken_names | {"h"})
+
+
 @task(
+    klass=_HelpKeepsDashH,
     iterable=["configure_arg"],
     help={
         "python": "CPython version: '3.12' = newest locked 3.12.x, '3.13.5' = exactly that "
@@ -94,12 +103,16 @@ def _float_flag(text: str, flag: str, example: str) -> float:
         "jobs": "Parallel make jobs (default: all cores).",
         "rebuild": "Build again even if this build exists, without Docker's layer cache; "
         "the old image stays until the new one passed its smoke check (docker backend).",
+        "check_reproducible": "Build it twice into the same prefix (docker: a second image "
+        "without the layer cache) and compare the installed files; prints a table and "
+        "writes JSON (default: the cache's logs folder).",
+        "output": "Where --check-reproducible writes its JSON report.",
     },
 )
 def build(
     c: Context, python: str = "", variant: str = "", configure_arg: list[str] | None = None,
     source: str = "", backend: str = "", base_image: str = "", jobs: str = "",
-    rebuild: bool = False,
+    rebuild: bool = False, check_reproducible: bool = False, output: str = "",
 ) -> None:
     """Build CPython from pinned, verified sources (PGO by default); a no-op if built.
 
@@ -125,6 +138,16 @@ def build(
             source=Path(source).expanduser().absolute() if source else None, jobs=make_jobs,
             rebuild=rebuild,
         )
+    if check_reproducible:
+        from gilbench import reprocheck
+
+        with user_errors(), PhaseProgress("building CPython twice") as progress:
+            report, path = reprocheck.check(options, progress,
+                                            Path(output).expanduser() if output else None)
+        for line in reprocheck.render(report):
+            console.print(line, markup=False, highlight=False)
+        console.print(f"report: {path}")
+        return
     with user_errors(), PhaseProgress("building CPython") as progress:
         result = run_build(options, progress)
     record = result.record
