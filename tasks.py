@@ -424,6 +424,47 @@ def compare(c: Context, run_a: str, run_b: str) -> None:
     render_compare(result)
 
 
+EXPORT_FORMATS = ("gilbench", "pyperf")
+
+
+@task(
+    positional=["run"],
+    help={"run": "Run id or folder.",
+          "output": "File to write, or a folder to write it in (default: the results folder: "
+                    "RUN.gilbench.tar.gz, or RUN.pyperf.json with --format pyperf).",
+          "format": "gilbench (the default: one archive with the run, its report, recipes "
+                    "and experiments/, verified on unpack) or pyperf (each cell as a pyperf "
+                    "benchmark, for pyperf stats / hist / compare_to)."},
+)
+def export(c: Context, run: str, output: str = "", format: str = "gilbench") -> None:
+    """One file holding a run: a verified archive to reproduce it elsewhere
+    (docs/archive-format.md), or its cells as pyperf benchmarks."""
+    from gilbench import archive, pyperf_export
+    from gilbench.console import console
+
+    conf = settings(c)
+    with user_errors():
+        run_dir = _run_dir(conf, run)
+        if format not in EXPORT_FORMATS:
+            raise GilbenchError(f"--format {format!r} is not one gilbench writes; use one of "
+                                f"{', '.join(EXPORT_FORMATS)}.")
+        out = Path(output).expanduser() if output else conf["results_dir"]
+        if format == "pyperf":
+            written = pyperf_export.export(run_dir, out)
+            console.print(f"wrote {written.benchmarks} benchmarks: {written.path}  "
+                          f"(next: python -m pyperf stats {written.path})", markup=False)
+            if written.note():
+                console.print(written.note(), style="yellow", markup=False)
+            return
+        exported = archive.export_run(run_dir, out)
+    console.print(f"exported {exported.path}", markup=False)
+    for label, why in exported.not_rebuildable.items():
+        console.print(f"{label} cannot be rebuilt from the archive: {why}.", style="yellow",
+                      markup=False)
+    if exported.partial:
+        console.print(exported.partial, style="bold yellow", markup=False)
+
+
 @task(help={"pytest_args": "Extra arguments for pytest, e.g. '-k build -x'."})
 def test(c: Context, pytest_args: str = "") -> None:
     """Lint (ruff), type-check (mypy) and run the whole test suite (pytest)."""
@@ -609,8 +650,8 @@ def reproduce(c: Context, source: str, allow_drift: bool = False) -> None:
         raise Exit(code=1)
 
 
-ns = Collection(build, doctor, experiment, report, compare, test, all_, bench_lab,
-                reproduce)
+ns = Collection(build, doctor, experiment, report, compare, export, test, all_,
+                bench_lab, reproduce)
 ns.configure({"gilbench": DEFAULTS})
 
 # `gilbench TASK` once installed (pip install .): the same tasks, from any folder.
