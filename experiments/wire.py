@@ -94,3 +94,15 @@ def dumps(obj: Any) -> str:
     encoder = _c.make_encoder({}, _not_serializable, _c.encode_basestring_ascii, None,
                               ": ", ", ", False, False, True)
     return "".join(encoder(obj, 0))
+
+
+# `_json` is private: should a future CPython change how it is driven, the C path must
+# fail here, once, and fall back to json, not write records json.loads cannot read.
+_PROBE = {"a": [1, 2.5, None, True, "x\u00e9\n"], "b": {"c": -0.0}}
+_PROBE_TEXT = '{"a": [1, 2.5, null, true, "x\\u00e9\\n"], "b": {"c": -0.0}}'
+try:
+    _works = dumps(_PROBE) == _PROBE_TEXT and loads(_PROBE_TEXT) == _PROBE
+except Exception:
+    _works = False
+if not _works:
+    _c = _scan = None
