@@ -102,3 +102,17 @@ CREATION_FLAKE = "Failed to import encodings module"
 def ok_or_creation_flake(record: dict[str, object]) -> bool:
     return record["status"] == "ok" or (
         record["status"] == "invalid" and CREATION_FLAKE in str(record["message"]))
+
+
+def wait_for_records(results: Path, count: int, timeout: float = 120) -> Path:
+    """The run folder under `results` once its records.jsonl holds `count` lines (a run
+    started in the background; tests kill it there)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in results.glob("*/records.jsonl"):
+            if path.read_bytes().count(b"\n") >= count:
+                return path.parent
+        time.sleep(0.02)
+    raise AssertionError(f"no run under {results} reached {count} records")

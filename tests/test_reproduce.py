@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from gilbench import reproduce, runfolder
-from tests.conftest import REPO, invoke
+from tests.conftest import REPO, invoke, wait_for_records
 
 
 def _env(results: Path) -> dict[str, str]:
@@ -112,15 +111,9 @@ def test_a_killed_reproduction_resumes(original: Path, tmp_path: Path) -> None:
                             cwd=REPO, env={**os.environ, **_env(results)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = list(results.glob("2*/records.jsonl"))
-        if found and found[0].read_bytes().count(b"\n") >= 3:
-            break
-        time.sleep(0.05)
+    killed = wait_for_records(results, 3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
-    (killed,) = results.glob("2*")
     assert runfolder.read_manifest(killed).finished_at is None
     again = invoke("reproduce", str(original), env=_env(results))
     assert f"resuming the unfinished reproduction {killed.name}" in again.stdout, again.stdout

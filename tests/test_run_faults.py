@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from gilbench import runfolder
-from tests.conftest import REPO, invoke
+from tests.conftest import REPO, invoke, wait_for_records
 from tests.test_runfolder import fill, mounted_tmpfs
 
 # Small and steady: 12 repetitions of 50-80 ms each, so a test can act mid-run.
@@ -46,20 +45,10 @@ def _start(tmp_path: Path, python: Path, results: Path, ms: int = 40) -> subproc
     )
 
 
-def _wait_for_records(results: Path, count: int) -> Path:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        for path in results.glob("*/records.jsonl"):
-            if path.read_bytes().count(b"\n") >= count:
-                return path.parent
-        time.sleep(0.02)
-    raise AssertionError("the run never produced records")
-
-
 def _killed_run(tmp_path: Path, python: Path, after: int = 3, ms: int = 40) -> Path:
     results = tmp_path / "results"
     proc = _start(tmp_path, python, results, ms)
-    run_dir = _wait_for_records(results, after)
+    run_dir = wait_for_records(results, after)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
     return run_dir
@@ -122,7 +111,7 @@ def test_concurrent_resumes_cannot_duplicate_a_record(python312: Path, tmp_path:
 def test_resume_of_a_live_run_is_refused(python312: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     proc = _start(tmp_path, python312, results, ms=500)  # about 8 s in all
-    run_dir = _wait_for_records(results, 1)
+    run_dir = wait_for_records(results, 1)
     second = invoke("experiment", "--resume", run_dir.name, env=_env(run_dir))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
@@ -134,7 +123,7 @@ def test_resume_of_a_live_run_is_refused(python312: Path, tmp_path: Path) -> Non
 def test_interrupt_names_the_run_to_resume(python312: Path, tmp_path: Path, signum: int) -> None:
     results = tmp_path / "results"
     proc = _start(tmp_path, python312, results, ms=200)
-    run_dir = _wait_for_records(results, 2)
+    run_dir = wait_for_records(results, 2)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -145,7 +134,7 @@ def test_disk_full_mid_run_then_free_resume_report(python312: Path, tmp_path: Pa
     """A real full disk: a tmpfs holds the results; it fills up after a few records."""
     with mounted_tmpfs(tmp_path / "disk", "4m") as disk:
         proc = _start(tmp_path, python312, disk)
-        run_dir = _wait_for_records(disk, 2)
+        run_dir = wait_for_records(disk, 2)
         filler = fill(disk)
         out, err = proc.communicate(timeout=120)
         done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from gilbench import matrix, runfolder, sampling
 from gilbench.errors import GilbenchError
-from tests.conftest import REPO, invoke
+from tests.conftest import REPO, invoke, wait_for_records
 from tests.report.helpers import manifest, record, write_run
 
 POLICY = sampling.Policy(target_ci=0.02, max_repetitions=20, budget_s=60.0)
@@ -144,15 +143,9 @@ def test_a_killed_adaptive_run_resumes_into_the_same_plan(python312: Path,
     # A target no timing reaches: both cells sample up to the ceiling, so the kill lands
     # in the middle of the adaptive rounds.
     proc = _adaptive_run(python312, results, 'target_ci = "0.1%"\nmax_repetitions = 16\n')
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = list(results.glob("*/records.jsonl"))
-        if found and found[0].read_bytes().count(b"\n") >= 10:
-            break
-        time.sleep(0.05)
+    run_dir = wait_for_records(results, 10)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
-    (run_dir,) = results.iterdir()
     killed = runfolder.read_manifest(run_dir)
     assert killed.finished_at is None and killed.sampling  # a round was planned
     resumed = invoke("experiment", "--resume", str(run_dir))
