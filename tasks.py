@@ -365,6 +365,11 @@ def experiment(
 
 
 def _terminated(signum: int, frame: Any) -> None:
+    from gilbench import run
+
+    # The exception can land in a finalizer, where Python only prints it; the request
+    # stays, and the run stops at its next record.
+    run.STOP.set()
     raise KeyboardInterrupt
 
 

@@ -10,7 +10,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from gilbench import backends, baseimage, engine, smoke
+from gilbench import backends, baseimage, engine, smoke, spawn
 from gilbench.buildspec import (
     BUILD_SCHEMA_VERSION,
     IMAGE_REPO,
@@ -48,36 +47,11 @@ REPRO_MEASURES = (
 )
 DOCKER_BUILD_DIR = "/usr/src/cpython"
 
-# Signals a caller may leave ignored that the build needs at their default: a
-# background job of a non-interactive shell (`cmd &`, nohup, CI steps) starts with
-# SIGINT and SIGQUIT ignored, the ignored disposition survives exec, and CPython's PGO
-# training run needs SIGINT (test_generators' SignalAndYieldFromTest fails without it,
-# so a 3.13 PGO build started that way failed every time). bash cannot reset a signal
-# that was ignored when it started, so the reset happens before the script's shell.
-DEFAULT_SIGNALS = ("SIGINT", "SIGQUIT")
-# The wrapper is a Python process, which ignores these itself at start-up (what
-# Popen's restore_signals undoes for a direct child), so it resets them too.
-_PYTHON_IGNORES = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
-_RESET_AND_EXEC = (
-    "import os, signal, sys\n"
-    "for name in sys.argv[1].split(','):\n"
-    "    if hasattr(signal, name):\n"
-    "        signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
-    "os.execvp(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def with_default_signals(cmd: list[str]) -> list[str]:
-    """`cmd`, run through a tiny exec wrapper that first resets DEFAULT_SIGNALS to their
-    default action (no preexec_fn: Popen may be called while other threads run)."""
-    return [sys.executable, "-I", "-S", "-c", _RESET_AND_EXEC,
-            ",".join(DEFAULT_SIGNALS + _PYTHON_IGNORES), *cmd]
-
-
 def script_process(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    """How the native builder starts the build script: default signals, output merged."""
+    """How the native builder starts the build script: default signals (gilbench.spawn:
+    PGO training needs SIGINT, which a background job starts with ignored), output merged."""
     return subprocess.Popen(
-        with_default_signals(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        spawn.clean(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, env=env, errors="replace",
     )
 

@@ -7,6 +7,7 @@ import json
 import math
 import random
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -24,6 +25,11 @@ from gilbench.targets import Target, unique_labels
 
 # on_event(kind, payload): "start" (records expected), "python" (label), "record" (dict).
 RunEvents = Callable[[str, Any], None]
+
+# Set by a signal handler that asked the run to stop (SIGTERM). Its KeyboardInterrupt
+# can be swallowed where Python ignores exceptions (a finalizer running at that moment);
+# the run then stops at its next record instead of finishing.
+STOP = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -361,6 +367,8 @@ def _stream(
             last = now
             writer.append(record)
             on_event("record", record)
+            if STOP.is_set():
+                raise KeyboardInterrupt
             got += 1
         if not expected:
             return

@@ -15,7 +15,6 @@ records how many physical cores the cells could use, which is the report's speed
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import json
 import os
@@ -27,7 +26,7 @@ import tarfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,7 @@ import docker
 import docker.errors
 import docker.utils.socket
 
-from gilbench import backends, engine, topology
+from gilbench import backends, engine, spawn, topology
 from gilbench.errors import GilbenchError
 from gilbench.paths import EXPERIMENTS_DIR, REPO
 
@@ -247,21 +246,6 @@ def placement_facts(cpus: set[int], explicit: bool,
             "placement": "as given (--cpuset)" if explicit else "one logical CPU per physical core"}
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A PR_SET_PDEATHSIG call for a child, prepared before the fork (Linux; else no-op).
-
-    If gilbench is killed outright (SIGKILL), the driver it started dies too instead of
-    running on. The signal follows the thread that started the child, which lives until
-    the child's output ends.
-    """
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return lambda: None
-    pr_set_pdeathsig = 1
-    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
 class NativeRunner(Runner):
     """The driver as a subprocess of this host, pinned to the CPU set (no memory limit)."""
 
@@ -277,7 +261,6 @@ class NativeRunner(Runner):
         self.explicit = bool(cpuset.strip())
         self.cpus = place(cpuset, None, self.topology, max_workers)
         self.applied_cpus: set[int] | None = None  # read back from a started driver
-        self._die_with_parent = _die_with_parent()
 
     def describe(self) -> dict[str, Any]:
         cpus = self.applied_cpus or self.cpus
@@ -285,10 +268,6 @@ class NativeRunner(Runner):
                 **placement_facts(cpus, self.explicit, self.topology),
                 "memory_bytes": None, "network": "host",
                 "user": os.environ.get("USER") or str(os.getuid())}
-
-    def _child_setup(self) -> None:
-        os.sched_setaffinity(0, self.cpus)
-        self._die_with_parent()
 
     def driver_lines(self, args: list[str], cells: bytes | None = None) -> Iterator[str]:
         cells_file = self.log_path.parent / "cells-pending.jsonl"
@@ -298,10 +277,12 @@ class NativeRunner(Runner):
         with self.log_path.open("ab") as log:
             # Own session: an interrupt kills the driver and every cell process below it.
             try:
+                # Default signals, this run's CPUs, and death with gilbench even when it
+                # is killed outright (SIGKILL) so the driver does not run on.
                 proc = subprocess.Popen(
-                    [self.target.executable, *DRIVER, *args], cwd=REPO,
-                    stdout=subprocess.PIPE, stderr=log, start_new_session=True,
-                    preexec_fn=self._child_setup,
+                    spawn.clean([self.target.executable, *DRIVER, *args], cpus=self.cpus,
+                                die_with_parent=True),
+                    cwd=REPO, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
                 )
             except OSError as exc:
                 raise GilbenchError(
@@ -309,11 +290,13 @@ class NativeRunner(Runner):
                     "interpreter with --python."
                 ) from exc
             self.proc = proc
-            with contextlib.suppress(OSError):  # it may be gone already
-                self.applied_cpus = set(os.sched_getaffinity(proc.pid))
             assert proc.stdout is not None
             try:
-                yield from _lines(iter(proc.stdout.readline, b""))
+                for number, line in enumerate(_lines(iter(proc.stdout.readline, b""))):
+                    if number == 0:  # the driver speaks: the wrapper has pinned it
+                        with contextlib.suppress(OSError):  # it may be gone already
+                            self.applied_cpus = set(os.sched_getaffinity(proc.pid))
+                    yield line
                 proc.wait()
             finally:
                 _stop(proc)
