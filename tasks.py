@@ -650,6 +650,8 @@ def reproduce(c: Context, source: str, allow_drift: bool = False) -> None:
     for axis, name, first, now in outcome.differences:
         console.print(f"  differs [{axis}] {name}: {first} -> {now}", markup=False)
     console.print(reproducing.overall(outcome), markup=False)
+    if reproducing.agreement(outcome):
+        console.print(reproducing.agreement(outcome), markup=False)
     console.print(f"written: {outcome.paths[0]} and {outcome.paths[1]}")
     if not outcome.reproduced:
         raise Exit(code=1)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import tomllib
@@ -107,18 +108,21 @@ def _build_target(pid: str, label: str, record: dict[str, Any], options: BuildOp
                           f"{recipe_hash()[:12]} instead of {str(record['recipe_hash'])[:12]}")
     requested = tuple(record.get("configure_args_requested") or ())
     extra = requested[len(_variant_args(str(record["variant"]), str(record["version"]))):]
-    say(f"building {label} from its recipe (no matching build here)")
-    built = run_build(BuildOptions(
+    say(f"building {label} from its recipe (no build of the original's here)")
+    result = run_build(BuildOptions(
         python=str(record["version"]), variant=str(record["variant"]), backend=backend.name,
         cache_dir=options.cache_dir, source_cache=options.source_cache,
         base_image=options.base_image, extra_args=extra, jobs=options.jobs),
-        lambda kind, payload: None).record
+        lambda kind, payload: None)
+    built = result.record
     if built.get("sha256") != record.get("sha256"):
         raise GilbenchError(f"The rebuilt {label} has SHA-256 {built.get('sha256')}, not the "
                             f"original's {record.get('sha256')}; nothing was measured.")
-    plan.notes.append(f"{label}: rebuilt here. Builds of one recipe are not bit-identical "
-                      "(`invoke build --check-reproducible` measures how far), which alone "
-                      "can move timings.")
+    how = ("an existing build of this checkout's recipe was used" if result.reused
+           else "built here")
+    plan.notes.append(f"{label}: not the original's binary ({how}). PGO builds of one recipe "
+                      "are not bit-identical (`invoke build --check-reproducible` measures how "
+                      "far), which alone can move timings.")
     plan.targets.append(backend.target(built))
 
 
@@ -239,15 +243,20 @@ def rerun(original: Path, results_dir: Path, options: BuildOptions, allow_drift:
                      seed=int(manifest.order.get("seed") or 0) or None, extra=extra)
 
 
-def verdicts(cells: pd.DataFrame, missing: dict[str, list[str]],
-             groups: dict[str, int]) -> pd.DataFrame:
+def verdicts(cells: pd.DataFrame, missing: dict[str, list[str]], groups: dict[str, int],
+             only_in_original: list[str],
+             speedups: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """compare's rows -> one verdict per cell group, with its reason; a python that could
-    not run here is one row for all its groups."""
+    not run here is one row for all its groups. `speedups`: cell -> (original, here)
+    speedup over sequential, added to the reason: a slower host moves every absolute time,
+    while what a run claims is mostly relative."""
     rows = []
     for _, row in cells.iterrows():
         if row["status_changed"]:
             verdict = "status changed"
             reason = f"{row['status_a']} in the original, {row['status_b']} here"
+        elif row["verdict"] == "not comparable" and row["status_a"] != "ok":
+            verdict, reason = "reproduced", f"{row['status_a']} in both runs"
         elif row["verdict"] == "not comparable":
             verdict, reason = "not comparable", "no ok repetition on one side"
         elif row["verdict"] in ("faster", "slower"):
@@ -259,11 +268,47 @@ def verdicts(cells: pd.DataFrame, missing: dict[str, list[str]],
             reason = f"here/original {row['ratio']:.3f}, within noise"
             if not row["detectable"]:
                 reason += " (too few repetitions to detect a change)"
-        rows.append({"cell": row["cell"], "verdict": verdict, "reason": reason})
+        there, here = (speedups or {}).get(str(row["cell"]), (math.nan, math.nan))
+        if math.isfinite(there) and math.isfinite(here):
+            reason += f"; speedup over sequential {there:.2f}x there, {here:.2f}x here"
+        rows.append({"cell": row["cell"], "verdict": verdict, "reason": reason,
+                     "speedup_original": there, "speedup_here": here})
+    for cell in only_in_original:
+        rows.append({"cell": cell, "verdict": "not comparable",
+                     "reason": "not measured here: this run's matrix has no such cell (a config "
+                               "this harness spells differently)",
+                     "speedup_original": math.nan, "speedup_here": math.nan})
     for pid, (label, why) in missing.items():
         rows.append({"cell": f"all {groups.get(pid, 0)} cell groups of {label}",
-                     "verdict": "not comparable", "reason": why})
-    return pd.DataFrame(rows, columns=["cell", "verdict", "reason"])
+                     "verdict": "not comparable", "reason": why,
+                     "speedup_original": math.nan, "speedup_here": math.nan})
+    return pd.DataFrame(rows, columns=["cell", "verdict", "reason", "speedup_original",
+                                       "speedup_here"])
+
+
+def _speedups(original: Path, here: Path, keys: list[str]) -> dict[str, tuple[float, float]]:
+    """Cell label (as compare names it) -> (speedup there, speedup here)."""
+    from gilbench.report.aggregate import summarize
+    from gilbench.report.compare import cell_label
+    from gilbench.report.load import load_run
+
+    found: dict[str, list[float]] = {}
+    for side, run_dir in enumerate((original, here)):
+        frame = summarize(load_run(run_dir)).frame
+        for _, row in frame.iterrows():
+            found.setdefault(cell_label(row, keys), [math.nan, math.nan])[side] = float(
+                row["speedup"])
+    return {cell: (pair[0], pair[1]) for cell, pair in found.items()}
+
+
+def agreement(outcome: Outcome, tolerance: float = 0.05) -> str:
+    """How many speedups over sequential agree within `tolerance`, or ""."""
+    pairs = outcome.cells[["speedup_original", "speedup_here"]].dropna()
+    if pairs.empty:
+        return ""
+    close = ((pairs["speedup_here"] / pairs["speedup_original"] - 1).abs() <= tolerance).sum()
+    return (f"Speedups over sequential (the relative claims): {int(close)} of {len(pairs)} "
+            f"agree within {tolerance:.0%}.")
 
 
 def judge(original: Path, reproduction: Path) -> Outcome:
@@ -283,7 +328,8 @@ def judge(original: Path, reproduction: Path) -> Outcome:
                          c["workload"], json.dumps(c["workload_params"], sort_keys=True),
                          c["workers"]) for c in first.cells if c["python"] == pid})
               for pid in missing}
-    table = verdicts(result.cells, missing, groups)
+    table = verdicts(result.cells, missing, groups, result.only_in_a,
+                     _speedups(part, reproduction, result.matched_by))
     differences = [[d.axis, d.name, d.a, d.b] for d in result.differences]
     differences += [["drift", "allowed by --allow-drift", "-", text]
                     for text in of.get("drift") or []]
@@ -314,6 +360,7 @@ def _blocks(outcome: Outcome, original: runfolder.Manifest, here: runfolder.Mani
     blocks: list[Block] = [
         Heading(1, f"gilbench reproduce: {original.run_id} here as {here.run_id}"),
         Paragraph(overall(outcome)),
+        *([Paragraph(agreement(outcome))] if agreement(outcome) else []),
         Table(["run", "id", "host"], [["original", original.run_id, host(original)],
                                       ["here", here.run_id, host(here)]]),
         Heading(2, "Verdict per cell group"),

@@ -144,3 +144,32 @@ def test_a_file_that_is_no_archive_is_one_sentence(tmp_path: Path) -> None:
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "is neither a gilbench export archive nor a run folder" in done.stderr
     assert not (tmp_path / "results" / "archives").exists()
+
+
+def test_verdicts_name_every_group_and_the_relative_claims() -> None:
+    import pandas as pd
+
+    base = {"status_changed": False, "ratio": 1.3, "ratio_ci_low": 1.2, "ratio_ci_high": 1.4,
+            "p_value": 0.008, "detectable": True}
+    cells = pd.DataFrame([
+        {**base, "cell": "fib / threads at 2", "status_a": "ok", "status_b": "ok",
+         "verdict": "slower"},
+        {**base, "cell": "fib / pool at 2", "status_a": "unsupported",
+         "status_b": "unsupported", "verdict": "not comparable"},
+        {**base, "cell": "fib / procs at 2", "status_a": "crashed", "status_b": "ok",
+         "status_changed": True, "verdict": "no change"},
+    ])
+    table = reproduce.verdicts(cells, {"p": ["3.12.1 native", "not here"]}, {"p": 6},
+                               ["fib / subinterpreters(gil=own) at 2"],
+                               {"fib / threads at 2": (1.0, 1.02)})
+    got = dict(zip(table["cell"], table["verdict"], strict=True))
+    assert got == {"fib / threads at 2": "slower", "fib / pool at 2": "reproduced",
+                   "fib / procs at 2": "status changed",
+                   "fib / subinterpreters(gil=own) at 2": "not comparable",
+                   "all 6 cell groups of 3.12.1 native": "not comparable"}
+    reason = table.loc[table["cell"] == "fib / threads at 2", "reason"].item()
+    assert "here/original 1.300" in reason and "1.00x there, 1.02x here" in reason
+    outcome = reproduce.Outcome(Path("."), Path("."), table, [], [])
+    assert reproduce.agreement(outcome) == ("Speedups over sequential (the relative claims): "
+                                            "1 of 1 agree within 5%.")
+    assert not outcome.reproduced

@@ -137,7 +137,8 @@ def _match_keys(run_a: RunData, run_b: RunData) -> tuple[list[str], str]:
     )
 
 
-def _label(row: pd.Series, keys: list[str]) -> str:
+def cell_label(row: pd.Series, keys: list[str]) -> str:
+    """How compare names a cell group (also reproduce's key for its speedups)."""
     parts = [str(row["workload_label"])]
     if "python_label" in keys:
         parts.append(str(row["python_label"]))
@@ -203,14 +204,14 @@ def _cells(
     for key in sorted(set(index_a) & set(index_b)):
         (row_a, a), (row_b, b) = index_a[key], index_b[key]
         rows.append({
-            "cell": _label(row_a, keys),
+            "cell": cell_label(row_a, keys),
             **{"python_label_a": str(row_a["python_label"]),
                "python_label_b": str(row_b["python_label"])},
             **dict(zip(keys, key, strict=True)),
             **_cell_row(key, row_a, row_b, a, b),
         })  # fmt: skip
-    only_a = sorted(_label(index_a[k][0], keys) for k in set(index_a) - set(index_b))
-    only_b = sorted(_label(index_b[k][0], keys) for k in set(index_b) - set(index_a))
+    only_a = sorted(cell_label(index_a[k][0], keys) for k in set(index_a) - set(index_b))
+    only_b = sorted(cell_label(index_b[k][0], keys) for k in set(index_b) - set(index_a))
     return pd.DataFrame(rows), only_a, only_b
 
 
