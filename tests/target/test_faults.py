@@ -193,7 +193,16 @@ def test_threads_that_cannot_start_fail_fast(target_python: Path, tmp_path: Path
         cwd=REPO, capture_output=True, text=True, timeout=120, preexec_fn=limit, check=False)
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 30, done.stderr
-    for record in map(json.loads, done.stdout.splitlines()):
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(r["cell_id"] for r in records) == ["many-subinterpreters", "many-threads"]
+    for record in records:
         assert_well_formed(record)
+        # Interpreters created concurrently (the default) can exhaust the address space
+        # inside CPython's own initialisation, which then kills the process (SIGABRT,
+        # SIGSEGV or a fatal error, about 1 run in 5 here): a finding, recorded as
+        # crashed at once with how it died, as a refused thread is recorded as invalid.
+        if record["cell_id"] == "many-subinterpreters" and record["status"] == "crashed":
+            assert record["message"].startswith(("killed by SIG", "exited with code")), record
+            continue
         assert record["status"] == "invalid", record
         assert "can't start new thread" in record["message"], record
