@@ -76,6 +76,16 @@ def cpython_3135_tarball() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cpython_31315_tarball() -> Path:
+    """The real Python-3.13.15.tar.xz (from Debian testing/unstable: see .ci/run)."""
+    from gilbench.paths import default_cache_dir
+
+    path = default_cache_dir() / "sources" / "Python-3.13.15.tar.xz"
+    require(path.is_file(), f"no CPython 3.13.15 tarball at {path} (.ci/run fetches one)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def docker_engine() -> None:
     from gilbench.engine import engine_available
 
