@@ -121,6 +121,29 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Configurations CPython's documentation forbids but CPython does not refuse: they still
+# run (that they crash is a finding), and every record and plot of them names the rule.
+# model -> (the config values that make it, the rule in the documentation's words).
+DOCUMENTED_INVALID: dict[str, list[tuple[dict[str, Any], str]]] = {
+    "subinterpreters": [
+        ({"gil": "own", "use_main_obmalloc": True},
+         "use_main_obmalloc=1 must not be combined with an own GIL (PyInterpreterConfig, "
+         "C-API docs); CPython does not check it"),
+    ],
+}
+
+
+def documented_invalid(model: str, config: dict[str, Any]) -> str:
+    """The documented rule this model config breaks, or "" when it breaks none."""
+    defaults = {key: axis["default"] for key, axis in MODELS.get(model, {}).get(
+        "config", {}).items()}
+    full = {**defaults, **config}
+    for values, rule in DOCUMENTED_INVALID.get(model, []):
+        if all(full.get(key) == value for key, value in values.items()):
+            return rule
+    return ""
+
+
 _CELL_KEYS: dict[str, type | tuple[type, ...]] = {
     "run_id": str,
     "cell_id": str,

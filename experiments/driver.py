@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments.catalog import documented_invalid
 from experiments.models import load
 from experiments.probe import probe
 from experiments.records import emit, make_record
@@ -39,6 +40,15 @@ def _tags(cell: dict[str, Any]) -> dict[str, Any]:
         return {"api": model.api(config), "transport": model.transport(config)}
     except Exception:
         return {"api": "", "transport": None}
+
+
+def _annotate(cell: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Name the documented rule a config breaks in each of its records, whatever happened."""
+    rule = documented_invalid(str(cell.get("model")), cell.get("model_config") or {})
+    if rule:
+        message = record.get("message") or ""
+        record["message"] = f"documented invalid: {rule}" + (f"; {message}" if message else "")
+    return record
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
@@ -102,7 +112,7 @@ def run_cell(cell: dict[str, Any]) -> None:
             sys.stderr.write(f"driver: dropped a line that is not a record: {line!r}\n")
             continue
         done.add(int(record.get("repetition", -1)))
-        emit(record)
+        emit(_annotate(cell, record))
     returncode = proc.wait()
     if timer:
         timer.cancel()
@@ -124,7 +134,7 @@ def run_cell(cell: dict[str, Any]) -> None:
             message = "exited without producing a record" + (f": {last}" if last else "")
     tags = _tags(cell)
     for rep in missing:
-        emit(make_record(cell, rep, status, message, **tags))
+        emit(_annotate(cell, make_record(cell, rep, status, message, **tags)))
 
 
 def _stop(*_: object) -> None:

@@ -106,6 +106,7 @@ def _group_row(key: Key, group: pd.DataFrame, tolerance_s: float) -> dict[str, A
         model_label=group["model_label"].iloc[0],
         workload_label=group["workload_label"].iloc[0],
         gil_disabled_build=group["gil_disabled_build"].iloc[0],
+        documented_invalid=str(group["documented_invalid"].iloc[0] or ""),
         status=_dominant_status(counts),
         n_records=len(group),
         n_ok=counts["ok"],

@@ -164,11 +164,29 @@ def _failure_sentence(table: pd.DataFrame) -> str:
     )
 
 
+def _documented_invalid_sentences(table: pd.DataFrame) -> list[str]:
+    """Crashes in configs CPython's docs forbid are the documented rule, not a mystery."""
+    sentences = []
+    rows = table[table["documented_invalid"].fillna("").astype(str) != ""]
+    for rule, group in rows.groupby("documented_invalid", sort=True):
+        # per python and config: did any of its cell groups not finish ok?
+        failed = (group["n_ok"] < group["n_records"]).groupby(
+            [group["python"], group["model_config"]], observed=True).any()
+        sentences.append(
+            f"{int(failed.sum())} of {plural(len(failed), 'configuration')} that break a "
+            "documented "
+            f"rule did not finish ok ({rule}); they were run anyway, because whether CPython "
+            "survives them is itself a finding."
+        )
+    return sentences
+
+
 def key_findings(summary: Summary) -> list[str]:
     table = summary.frame
     findings = _speedup_sentences(table) + _best_sentences(summary) + _startup_sentences(table)
     findings += _cross_build_sentences(summary) + _gil_sentences(table)
     findings.append(_failure_sentence(table))
+    findings += _documented_invalid_sentences(table)
     artefacts = int(_artefacts(table).sum())
     if artefacts:
         findings.append(

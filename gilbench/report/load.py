@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.catalog import documented_invalid
 from experiments.records import FIELDS, NAMES, STATUSES
 from gilbench import runfolder
 from gilbench.errors import GilbenchError
@@ -48,6 +49,11 @@ class RunData:
 def _typed_frame(records: list[Record], pythons: dict[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=list(NAMES))
     short = short_configs(list(zip(frame["model"], frame["model_config"], strict=True)))
+    # From the one rule in the catalog, not from the message: older runs get it too.
+    frame["documented_invalid"] = pd.array([
+        documented_invalid(str(m), c if isinstance(c, dict) else {})
+        for m, c in zip(frame["model"], frame["model_config"], strict=True)
+    ], dtype="string")
     frame["model_config"] = [format_mapping(value) for value in frame["model_config"]]
     frame["workload_params"] = [format_mapping(value) for value in frame["workload_params"]]
     frame["config_label"] = [

@@ -207,11 +207,20 @@ def _short_config(label: str) -> str:
 
 def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
     """Status of each sub-interpreter config (rows) per python and workload (columns)."""
+    return _save(sweep_figure(data, title), output_path)
+
+
+def sweep_figure(data: pd.DataFrame, title: str) -> Figure:
+    """The sweep heatmap's figure (kept apart so tests can read its labels)."""
     rows = data[data["model"] == "subinterpreters"]
     configs = sorted(rows["config_label"].astype(str).unique())
     if len(configs) < 2:
         raise NothingToPlot("The run sweeps no sub-interpreter config flags.")
-    names = [_short_config(c) for c in configs]
+    # Configs CPython's docs forbid are marked, so a crash there reads as the documented
+    # rule broken, not as a mystery.
+    rules = {str(c): str(r) for c, r in zip(rows["config_label"], rows["documented_invalid"],
+                                             strict=True) if isinstance(r, str) and r}
+    names = [("\u2021 " if c in rules else "") + _short_config(c) for c in configs]
     rows = rows.assign(
         column=rows["python_label"].astype(str) + "\n" + rows["workload_label"].astype(str)
     )
@@ -250,7 +259,10 @@ def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Pat
         Patch(facecolor=colour, edgecolor="black", label=s) for s, colour in STATUS_COLOURS.items()
     ]
     figure.legend(handles=handles, loc="outside right upper", fontsize="small", title="status")
-    return _save(figure, output_path)
+    if rules:
+        ax.set_xlabel("\u2021 documented invalid: " + "; ".join(sorted(set(rules.values()))),
+                      fontsize="small", wrap=True)
+    return figure
 
 
 # name (file stem) -> (plot function, title, what the plot shows, for the report's captions)
