@@ -153,6 +153,18 @@ def test_default_matrix_answers_the_question() -> None:
     assert {"fib", "io", "startup"} <= set(m.workloads)
 
 
+@pytest.mark.parametrize("name", ["quick", "default", "flags", "full"])
+def test_process_cells_always_name_their_start_method(name: str) -> None:
+    # 3.14 made forkserver Linux's default: a cell that left it to the interpreter would
+    # silently be a different experiment there. The default matrix states it outright.
+    cells = [c for c in matrix.expand(matrix.load(name), {"p": "p"})
+             if c["model"] == "processes"]
+    assert all(c["model_config"]["start_method"] in ("fork", "spawn", "forkserver")
+               for c in cells)
+    if name == "default":
+        assert matrix.load(name).models["processes"]["start_method"] == ["fork", "spawn"]
+
+
 def test_flags_matrix_sweeps_every_subinterpreter_flag() -> None:
     from experiments import catalog
 
