@@ -10,10 +10,11 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gilbench.errors import GilbenchError
+from gilbench.signatures import SUFFIXES, SignatureRecord, check, signature_path
 from gilbench.versions import (
     Lock,
     Release,
@@ -30,6 +31,9 @@ class Source:
     sha256: str
     origin: str  # "cache", "url" or "file"
     verified: bool  # True when the hash matched the lock
+    # The release manager's signature, checked against the lock's pinned signer (a bad
+    # one never gets this far). A dict, so build records take it as it is.
+    signature: SignatureRecord = field(hash=False)
 
 
 def sha256_file(path: Path) -> str:
@@ -51,36 +55,67 @@ def _mismatch(what: str, release: Release, actual: str) -> GilbenchError:
     )
 
 
+def _copy_into(source: Path, dest: Path) -> None:
+    """Copy `source` to `dest` through a temporary name beside it, so a partial copy never
+    sits under a name that looks complete."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_name)
+        Path(tmp_name).replace(dest)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _download(url: str, dest: Path, timeout: float) -> None:
+    with dest.open("wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        shutil.copyfileobj(response, out)
+
+
 def fetch(release: Release, cache_dir: Path, timeout: float = 30.0) -> Source:
-    """A verified tarball for a locked release, from the cache or downloaded into it."""
+    """A verified tarball for a locked release, from the cache or downloaded into it, with
+    its signature checked (the signature file is looked for, or downloaded, beside it)."""
     cached = cache_path(cache_dir, release.version)
     if cached.exists():
         actual = sha256_file(cached)
         if actual != release.sha256:
             raise _mismatch(f"The cached tarball {cached}", release, actual)
-        return Source(cached, release.version, actual, "cache", True)
+        signature = check(cached, release.version, actual, release.signer)
+        return Source(cached, release.version, actual, "cache", True, signature)
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # Download next to the final name, verify, then rename: a partial or wrong file
-    # never sits in the cache under a name that looks complete.
+    # Download next to the final names, verify, then rename: a partial, wrong or badly
+    # signed file never sits in the cache under a name that looks complete.
     fd, tmp_name = tempfile.mkstemp(prefix=f".Python-{release.version}.", dir=cache_dir)
-    tmp = Path(tmp_name)
+    os.close(fd)
+    tmp, tmp_sig = Path(tmp_name), Path(tmp_name + ".sig")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(release.url, timeout=timeout) as r:
-            shutil.copyfileobj(r, out)
+        try:
+            _download(release.url, tmp, timeout)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            raise GilbenchError(
+                f"Cannot download CPython {release.version} from {release.url} ({exc}); "
+                f"put Python-{release.version}.tar.xz into the source cache {cache_dir}, "
+                "or pass a local tarball with --source FILE."
+            ) from exc
         actual = sha256_file(tmp)
         if actual != release.sha256:
             raise _mismatch(f"The download from {release.url}", release, actual)
+        if release.signer is not None:
+            sig_url = release.url + SUFFIXES[release.signer.method]
+            try:
+                _download(sig_url, tmp_sig, timeout)
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+                tmp_sig.unlink(missing_ok=True)  # none offered: recorded as unsigned
+        signature = check(tmp, release.version, actual, release.signer, tmp_sig,
+                          shown_as=release.url)
+        if release.signer is not None and tmp_sig.exists():
+            tmp_sig.replace(signature_path(cached, release.signer))
         tmp.replace(cached)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        raise GilbenchError(
-            f"Cannot download CPython {release.version} from {release.url} ({exc}); "
-            f"put Python-{release.version}.tar.xz into the source cache {cache_dir}, "
-            "or pass a local tarball with --source FILE."
-        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
-    return Source(cached, release.version, release.sha256, "url", True)
+        tmp_sig.unlink(missing_ok=True)
+    return Source(cached, release.version, release.sha256, "url", True, signature)
 
 
 def _top_directory_version(path: Path) -> str | None:
@@ -132,16 +167,22 @@ def from_file(path: Path, lock: Lock, cache_dir: Path, wanted: str | None = None
         raise GilbenchError(f"{path} is CPython {version}; gilbench needs 3.12 or newer.")
     actual = sha256_file(path)
     release = lock.get(version)
+    signer = lock.signer_for(version)
     if release is None:
-        return Source(path, version, actual, "file", False)
+        # Not in the lock: the signature can still vouch for it (or refuse it).
+        return Source(path, version, actual, "file", False,
+                      check(path, version, actual, signer))
     if actual != release.sha256:
         raise _mismatch(f"--source {path}", release, actual)
-    # A verified copy goes into the cache so later builds need no --source.
+    signature = check(path, version, actual, signer)
+    # A verified copy goes into the cache, with its signature (first: a cached tarball is
+    # never there before its signature), so later builds need no --source.
     cached = cache_path(cache_dir, version)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if signer is not None and (given_sig := signature_path(path, signer)).is_file():
+        cached_sig = signature_path(cached, signer)
+        if not cached_sig.exists():
+            _copy_into(given_sig, cached_sig)
     if not cached.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".Python-{version}.", dir=cache_dir)
-        os.close(fd)
-        shutil.copyfile(path, tmp_name)
-        Path(tmp_name).replace(cached)
-    return Source(path, version, actual, "file", True)
+        _copy_into(path, cached)
+    return Source(path, version, actual, "file", True, signature)

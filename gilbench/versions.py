@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gilbench.errors import GilbenchError
-from gilbench.paths import LOCK_FILE
+from gilbench.paths import DOCKER_DIR, LOCK_FILE
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SERIES = re.compile(r"^\d+\.\d+$")
+_FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+KEYS_DIR = DOCKER_DIR / "keys"
+SIGSTORE_TRUSTED_ROOT = KEYS_DIR / "sigstore-trusted-root.json"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A release manager pinned in the lock: who signs a minor series, and how."""
+
+    name: str
+    method: str  # "openpgp" or "sigstore"
+    series: tuple[str, ...]
+    uid: str = ""  # openpgp: the user id gpgv reports, e.g. "Name <mail>"
+    fingerprint: str = ""  # openpgp: the primary key's, 40 upper-case hex digits
+    identity: str = ""  # sigstore: the certificate's identity (an e-mail address)
+    issuer: str = ""  # sigstore: the OIDC issuer that vouched for the identity
+
+    @property
+    def key_file(self) -> Path:
+        """The committed, armored public key of an OpenPGP signer."""
+        return KEYS_DIR / f"{self.fingerprint}.asc"
+
+    @property
+    def who(self) -> str:
+        return self.uid or f"{self.name} <{self.identity}>"
 
 
 @dataclass(frozen=True)
@@ -19,6 +45,7 @@ class Release:
     version: str
     url: str
     sha256: str
+    signer: Signer | None = None  # who signs this release's series, per the lock
 
     @property
     def key(self) -> tuple[int, ...]:
@@ -57,10 +84,56 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+def _signers(data: dict[str, object], path: Path) -> dict[str, Signer]:
+    """The lock's [signers] tables, keyed by the minor series each one signs."""
+    by_series: dict[str, Signer] = {}
+    tables = data.get("signers", {})
+    if not isinstance(tables, dict):
+        raise GilbenchError(f"The version lock {path} has a malformed [signers] table.")
+    for name, entry in tables.items():
+        if not isinstance(entry, dict):
+            raise GilbenchError(f"The version lock {path} has a malformed signer {name!r}.")
+        method = entry.get("method")
+        series = entry.get("series")
+        fields = {k: str(entry.get(k, "")) for k in ("uid", "fingerprint", "identity", "issuer")}
+        ok = isinstance(series, list) and bool(series) and all(
+            isinstance(s, str) and _SERIES.match(s) for s in series)
+        if method == "openpgp":
+            ok = ok and bool(_FINGERPRINT.match(fields["fingerprint"])) and bool(fields["uid"])
+        elif method == "sigstore":
+            ok = ok and bool(fields["identity"]) and fields["issuer"].startswith("https://")
+        else:
+            ok = False
+        if not ok:
+            raise GilbenchError(
+                f"The version lock {path} has a malformed signer {name!r}: it needs a series "
+                "list of X.Y versions and either method = \"openpgp\" with a uid and a "
+                "40-hex-digit upper-case fingerprint, or method = \"sigstore\" with an "
+                "identity and an https issuer."
+            )
+        assert isinstance(series, list) and isinstance(method, str)
+        signer = Signer(str(name), method, tuple(series), **fields)
+        for minor in series:
+            if minor in by_series:
+                raise GilbenchError(
+                    f"The version lock {path} names two signers for CPython {minor} "
+                    f"({by_series[minor].name} and {name}); keep one."
+                )
+            by_series[minor] = signer
+    return by_series
+
+
+def series_of(version: str) -> str:
+    """'3.13.5' -> '3.13'."""
+    return ".".join(version.split(".")[:2])
+
+
 @dataclass(frozen=True)
 class Lock:
     releases: dict[str, Release]
     default: str
+    # Minor series ("3.13") -> who signs its tarballs; a series missing here is unpinned.
+    signers: dict[str, Signer] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = LOCK_FILE) -> Lock:
@@ -68,6 +141,7 @@ class Lock:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise GilbenchError(f"The version lock {path} cannot be read: {exc}.") from exc
+        signers = _signers(data, path)
         releases = {}
         for version, entry in data.get("versions", {}).items():
             sha = str(entry.get("sha256", ""))
@@ -76,8 +150,13 @@ class Lock:
                     f"The version lock {path} has a malformed entry for {version!r}: "
                     "it needs an X.Y.Z version, a url and a 64-hex-digit sha256."
                 )
-            releases[version] = Release(version, str(entry["url"]), sha)
-        return cls(releases, str(data.get("default", "3.12")))
+            releases[version] = Release(version, str(entry["url"]), sha,
+                                        signers.get(series_of(version)))
+        return cls(releases, str(data.get("default", "3.12")), signers)
+
+    def signer_for(self, version: str) -> Signer | None:
+        """Who signs `version`'s series (locked or not), or None when nobody is pinned."""
+        return self.signers.get(series_of(version))
 
     def known(self) -> list[str]:
         return sorted(self.releases, key=version_key)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import io
 import re
+import shutil
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -14,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from gilbench.errors import GilbenchError
+from gilbench.signatures import BadSignature
 from gilbench.sources import fetch, from_file, sha256_file
 from gilbench.versions import Lock, Release
+from tests.conftest import require
 
 
 def make_tarball(path: Path, version: str, payload: bytes = b"print('hi')\n") -> str:
@@ -146,3 +150,113 @@ def test_source_file_named_for_another_version_is_refused(tmp_path: Path) -> Non
 def test_source_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(GilbenchError, match="is a folder; give the path of a CPython tarball"):
         from_file(tmp_path, Lock.load(), tmp_path / "cache")
+
+
+# --- signatures beside real tarballs (docs/signatures.md) --------------------------------
+
+
+@pytest.fixture
+def signed_3135(cpython_3135_tarball: Path) -> tuple[Path, Path]:
+    """The real 3.13.5 tarball and python.org's .asc beside it, with gpgv to check them."""
+    asc = cpython_3135_tarball.with_name(cpython_3135_tarball.name + ".asc")
+    require(asc.is_file(), f"no {asc} (.ci/run fetches it from Debian's archive)")
+    require(shutil.which("gpgv") is not None, "gpgv is not installed (apt-get install gpgv)")
+    return cpython_3135_tarball, asc
+
+
+def _damaged(asc: Path, dest: Path) -> Path:
+    """python.org's signature with its last byte (part of the RSA value) flipped."""
+    lines = asc.read_text().splitlines()
+    body = lines[lines.index("") + 1:]
+    packets = bytearray(base64.b64decode("".join(x for x in body if x and x[0] not in "=-")))
+    packets[-1] ^= 0x01
+    dest.write_bytes(bytes(packets))
+    return dest
+
+
+def test_source_file_signature_checked_and_copied_into_the_cache(
+        signed_3135: tuple[Path, Path], tmp_path: Path) -> None:
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "Python-3.13.5.tar.xz").symlink_to(signed_3135[0])
+    (given / "Python-3.13.5.tar.xz.asc").symlink_to(signed_3135[1])
+    cache = tmp_path / "cache"
+    source = from_file(given / "Python-3.13.5.tar.xz", Lock.load(), cache)
+    assert source.verified and source.signature["status"] == "good"
+    assert source.signature["signer"] == "Thomas Wouters <thomas@python.org>"
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "Python-3.13.5.tar.xz", "Python-3.13.5.tar.xz.asc"]
+    again = fetch(Lock.load().resolve("3.13.5"), cache)  # later builds: from the cache
+    assert again.origin == "cache" and again.signature == source.signature
+
+
+def test_source_file_with_a_bad_signature_is_refused_and_not_cached(
+        signed_3135: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "Python-3.13.5.tar.xz").symlink_to(signed_3135[0])
+    _damaged(signed_3135[1], tmp_path / "Python-3.13.5.tar.xz.asc")
+    with pytest.raises(BadSignature, match=r"refuses .*Python-3\.13\.5\.tar\.xz: the "
+                       r"tarball or the signature was altered \(BAD signature\); the tarball "
+                       r"was not used \(delete both"):
+        from_file(tmp_path / "Python-3.13.5.tar.xz", Lock.load(), tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cached_tarball_with_a_bad_signature_is_refused(
+        signed_3135: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "Python-3.13.5.tar.xz").symlink_to(signed_3135[0])
+    _damaged(signed_3135[1], tmp_path / "Python-3.13.5.tar.xz.asc")
+    with pytest.raises(BadSignature, match="altered"):
+        fetch(Lock.load().resolve("3.13.5"), tmp_path)
+
+
+def test_cached_31315_has_no_signature_and_is_unsigned(cpython_31315_tarball: Path) -> None:
+    source = fetch(Lock.load().resolve("3.13.15"), cpython_31315_tarball.parent)
+    assert source.origin == "cache" and source.verified
+    assert source.signature["status"] == "unsigned" and source.signature["method"] is None
+    assert "Python-3.13.15.tar.xz.asc" in source.signature["detail"]
+
+
+def test_download_fetches_the_signature_too(
+        served: tuple[str, Path], signed_3135: tuple[Path, Path], tmp_path: Path) -> None:
+    url, www = served
+    (www / "Python-3.13.5.tar.xz").symlink_to(signed_3135[0])
+    (www / "Python-3.13.5.tar.xz.asc").symlink_to(signed_3135[1])
+    locked = Lock.load().resolve("3.13.5")
+    release = Release(locked.version, f"{url}/Python-3.13.5.tar.xz", locked.sha256,
+                      locked.signer)
+    source = fetch(release, tmp_path / "cache")
+    assert source.origin == "url" and source.signature["status"] == "good"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "Python-3.13.5.tar.xz", "Python-3.13.5.tar.xz.asc"]
+
+
+def test_download_with_a_bad_signature_caches_nothing(
+        served: tuple[str, Path], signed_3135: tuple[Path, Path], tmp_path: Path) -> None:
+    url, www = served
+    (www / "Python-3.13.5.tar.xz").symlink_to(signed_3135[0])
+    _damaged(signed_3135[1], www / "Python-3.13.5.tar.xz.asc")
+    locked = Lock.load().resolve("3.13.5")
+    release = Release(locked.version, f"{url}/Python-3.13.5.tar.xz", locked.sha256,
+                      locked.signer)
+    with pytest.raises(BadSignature, match=re.escape(f"refuses {url}/Python-3.13.5.tar.xz")):
+        fetch(release, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_download_without_a_signature_is_unsigned(
+        served: tuple[str, Path], signed_3135: tuple[Path, Path], tmp_path: Path) -> None:
+    url, www = served
+    (www / "Python-3.13.5.tar.xz").symlink_to(signed_3135[0])  # no .asc offered: a 404
+    locked = Lock.load().resolve("3.13.5")
+    release = Release(locked.version, f"{url}/Python-3.13.5.tar.xz", locked.sha256,
+                      locked.signer)
+    source = fetch(release, tmp_path / "cache")
+    assert source.signature["status"] == "unsigned"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["Python-3.13.5.tar.xz"]
+
+
+def test_generated_tarballs_have_no_pinned_signer(tmp_path: Path) -> None:
+    tarball = tmp_path / "Python-3.99.5.tar.xz"
+    make_tarball(tarball, "3.99.5")
+    source = from_file(tarball, Lock.load(), tmp_path / "cache")
+    assert source.signature["status"] == "not-checked"

@@ -9,6 +9,7 @@ import pytest
 
 from gilbench.errors import GilbenchError
 from gilbench.versions import (
+    SIGSTORE_TRUSTED_ROOT,
     Lock,
     resolve_variant,
     version_from_tarball_name,
@@ -77,3 +78,41 @@ def test_version_from_tarball_name(name: str, version: str | None) -> None:
 )
 def test_version_matches(spec: str, version: str, matches: bool) -> None:
     assert version_matches(spec, version) is matches
+
+
+def test_real_lock_pins_a_signer_for_every_series() -> None:
+    lock = Lock.load()
+    for version in lock.known():
+        assert lock.releases[version].signer is lock.signer_for(version) is not None
+    wouters = lock.signers["3.12"]
+    assert lock.signers["3.13"] is wouters
+    assert (wouters.method, wouters.uid, wouters.fingerprint) == (
+        "openpgp", "Thomas Wouters <thomas@python.org>",
+        "7169605F62C751356D054A26A821E680E5FA6305")
+    assert wouters.key_file.is_file()  # committed; never fetched
+    hugo = lock.signers["3.14"]
+    assert (hugo.method, hugo.identity, hugo.issuer) == (
+        "sigstore", "hugo@python.org", "https://github.com/login/oauth")
+    assert SIGSTORE_TRUSTED_ROOT.is_file()
+    assert lock.signer_for("3.99.1") is None
+
+
+@pytest.mark.parametrize("signer", [
+    'series = ["3.13"]\nmethod = "openpgp"\nuid = "A <a@b>"\nfingerprint = "7169605F"\n',
+    'series = ["3.13"]\nmethod = "x509"\n',
+    'series = "3.13"\nmethod = "sigstore"\nidentity = "a@b"\nissuer = "https://i"\n',
+    'series = ["3.14"]\nmethod = "sigstore"\nidentity = "a@b"\nissuer = "i"\n',
+])
+def test_malformed_signer_is_refused(tmp_path: Path, signer: str) -> None:
+    bad = tmp_path / "versions.toml"
+    bad.write_text(f'[signers."Someone"]\n{signer}')
+    with pytest.raises(GilbenchError, match=re.escape("malformed signer 'Someone'")):
+        Lock.load(bad)
+
+
+def test_two_signers_for_one_series_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "versions.toml"
+    entry = 'series = ["3.14"]\nmethod = "sigstore"\nidentity = "a@b"\nissuer = "https://i"\n'
+    bad.write_text(f'[signers."A"]\n{entry}[signers."B"]\n{entry}')
+    with pytest.raises(GilbenchError, match=re.escape("two signers for CPython 3.14 (A and B)")):
+        Lock.load(bad)
