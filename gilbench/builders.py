@@ -115,6 +115,7 @@ class Builder(ABC):
             "sha256": spec.sha256,
             "source_verified": source.verified,
             "source_origin": source.origin,
+            "signature": source.signature,
             "configure_args_requested": list(spec.configure_args),
             "config_args": info["config_args"],
             "cc": info["cc"],
