@@ -42,8 +42,13 @@ MODELS: dict[str, dict[str, Any]] = {
         # as applications do it): each worker thread creates its own at the same time;
         # "serial": one at a time, under a lock. Not a PyInterpreterConfig field: the
         # adapters keep it out of the config they hand CPython.
+        # `api`: "version" (the default) is the running version's own API (3.12
+        # _xxsubinterpreters, 3.13 _interpreters, 3.14 concurrent.interpreters); "pep734"
+        # is PEP 734's concurrent.interpreters, on 3.13 through the interpreters-pep-734
+        # backport when installed (experiments/subinterp/pep734.py). Also ours.
         # The rest are the PyInterpreterConfig fields; defaults are CPython's "isolated".
         "config": {
+            "api": {"values": ["version", "pep734"], "default": "version"},
             "create": {"values": ["concurrent", "serial"], "default": "concurrent"},
             "gil": {"values": ["own", "shared"], "default": "own"},
             "use_main_obmalloc": {"values": _BOOL, "default": False},
@@ -55,9 +60,16 @@ MODELS: dict[str, dict[str, Any]] = {
         },
     },
     "interpreter-pool": {
-        "min_python": (3, 14),
+        # 3.14's concurrent.futures; on 3.13 only with the interpreters-pep-734 backport
+        # (its model says `unsupported` without it).
+        "min_python": (3, 13),
         "description": "concurrent.futures.InterpreterPoolExecutor with max_workers=workers",
-        "config": {},
+        # `create` as for subinterpreters: "concurrent" is what the pool does on its own
+        # (every worker thread creates its interpreter as it starts); "serial" starts the
+        # next worker only once the previous one's interpreter exists.
+        "config": {
+            "create": {"values": ["concurrent", "serial"], "default": "concurrent"},
+        },
     },
 }
 

@@ -1,8 +1,27 @@
-"""Module-level helpers the interpreter pool can pickle by reference."""
+"""What the interpreter pool runs in its workers: picklable by reference, or plain source.
+
+Importing this module imports `experiments.workloads`, so a worker that has imported it
+(in the pool's initializer, `INIT`) runs its first task without paying that import.
+"""
 
 from __future__ import annotations
 
 import os
+
+from experiments import workloads  # noqa: F401  (imported for the workers: see above)
+
+# The pool's initializer runs this with exec(INIT.format(...), {}) in each new worker
+# interpreter (exec pickles by reference, and our package is not on a new interpreter's
+# sys.path yet). `C` says the interpreter exists, before its imports: the pool's
+# create = "serial" waits for it to start the next worker.
+INIT = """\
+import os
+os.write({events_fd}, b"C")
+import sys
+if {root!r} not in sys.path:
+    sys.path.insert(0, {root!r})
+import experiments.pool_tasks
+"""
 
 
 def ready_then_wait(events_fd: int, go_fd: int) -> None:

@@ -8,6 +8,7 @@ import sysconfig
 from typing import Any
 
 from experiments import subinterp
+from experiments.subinterp import pep734
 
 
 def probe() -> dict[str, Any]:
@@ -25,6 +26,9 @@ def probe() -> dict[str, Any]:
         "config_args": sysconfig.get_config_var("CONFIG_ARGS"),
         "cc": sysconfig.get_config_var("CC"),
         "subinterpreter_api": adapter.api(isolated) if usable and adapter else None,
-        "subinterpreter_transport": adapter.TRANSPORT if usable and adapter else None,
-        "interpreter_pool": sys.version_info >= (3, 14),
+        "subinterpreter_transport": adapter.transport() if usable and adapter else None,
+        # Whether an InterpreterPoolExecutor exists (3.14's, or the backport's on 3.13),
+        # and which PEP 734 provider the `api = "pep734"` paths would use (None: none).
+        "interpreter_pool": pep734.pool_unavailable() is None,
+        "pep734": pep734.label() if pep734.unavailable() is None else None,
     }

@@ -27,21 +27,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__
 
 
 def unsupported(config: dict[str, Any]) -> str | None:
-    adapter = subinterp.adapter()
+    adapter = subinterp.adapter(config)
     if adapter is None:
         return "sub-interpreters with their own config need CPython 3.12 or later."
     reason: str | None = adapter.unsupported(config)
     return reason
 
 
+# api and transport name the path that ran; where nothing runs they stay empty.
 def api(config: dict[str, Any]) -> str:
-    adapter = subinterp.adapter()
-    return "" if adapter is None else str(adapter.api(config))
+    adapter = subinterp.adapter(config)
+    if adapter is None or unsupported(config) is not None:
+        return ""
+    return str(adapter.api(config))
 
 
 def transport(config: dict[str, Any]) -> str | None:
-    adapter = subinterp.adapter()
-    return None if adapter is None else str(adapter.TRANSPORT)
+    adapter = subinterp.adapter(config)
+    if adapter is None or unsupported(config) is not None:
+        return None
+    return str(adapter.transport())
 
 
 class _Events:
@@ -96,7 +101,7 @@ class _Events:
 
 
 def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, Any]) -> Phases:
-    adapter = subinterp.adapter()
+    adapter = subinterp.adapter(config)
     assert adapter is not None
     counts = split_tasks(params["tasks"], workers)
     transfer = workloads.needs_payload(workload)

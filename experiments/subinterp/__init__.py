@@ -1,10 +1,12 @@
 """Sub-interpreter adapters, one per CPython version, behind one small interface.
 
 The low-level modules changed name and shape in every release since 3.12, so each
-version gets its own adapter (v312, v313, v314); `adapter()` picks the one for the
-running interpreter. Each offers:
+version gets its own adapter (v312, v313, v314); `adapter(config)` picks the one for the
+running interpreter, or v314 (PEP 734's API) wherever the config asks for
+`api = "pep734"` (see `experiments.subinterp.pep734` for why that is a choice on 3.13).
+Each offers:
 
-- `unsupported(config) -> str | None`, `api(config) -> str`, `TRANSPORT`
+- `unsupported(config) -> str | None`, `api(config) -> str`, `transport() -> str`
 - `create_queue() / put(q, obj) / get(q) / destroy_queue(q)` on the main side
 - `prelude(out_q, in_q) -> (source, shared)`: source that defines `_put(obj)` and
   `_get()` inside the sub-interpreter, and objects to bind in its `__main__`
@@ -12,7 +14,8 @@ running interpreter. Each offers:
   in it (blocking this thread), destroy it; raises with CPython's message.
 
 `config` is the catalog's subinterpreters config: the PyInterpreterConfig fields plus
-`create`, which is ours (see `creation()`) and never reaches CPython.
+`create` (see `creation()`) and `api` (see `adapter()`), which are ours and never reach
+CPython.
 """
 
 from __future__ import annotations
@@ -38,15 +41,23 @@ if TYPE_CHECKING:
 CREATE_LOCK = _thread.allocate_lock()
 
 # Keys of our config that are not PyInterpreterConfig fields.
-_OURS = ("create",)
+_OURS = ("api", "create")
 
 # Newest first: the first adapter whose version this interpreter reaches.
 _ADAPTERS = (((3, 14), "v314"), ((3, 13), "v313"), ((3, 12), "v312"))
 
 
-def adapter() -> ModuleType | None:
-    """The adapter for this interpreter, or None before 3.12."""
+def adapter(config: dict[str, Any] | None = None) -> ModuleType | None:
+    """The adapter for this interpreter and config, or None before 3.12.
+
+    `api = "pep734"` always means v314, PEP 734's API from whichever provider exists (its
+    `unsupported()` says why where none does); the default, "version", the running
+    version's own adapter, so a 3.13 result means the same with or without the backport."""
     running = tuple(sys.version_info[:2])
+    if running < (3, 12):
+        return None
+    if config is not None and config.get("api") == "pep734":
+        return importlib.import_module(f"{__name__}.v314")
     for version, name in _ADAPTERS:
         if running >= version:
             return importlib.import_module(f"{__name__}.{name}")

@@ -72,6 +72,10 @@ def unsupported(config: dict[str, Any]) -> str | None:
     return None
 
 
+def transport() -> str:
+    return TRANSPORT
+
+
 def api(config: dict[str, Any]) -> str:
     if _preset(config) is None:
         return "_testcapi.run_in_subinterp_with_config (3.12)"

@@ -32,6 +32,10 @@ def unsupported(config: dict[str, Any]) -> str | None:
     return None
 
 
+def transport() -> str:
+    return TRANSPORT
+
+
 def api(config: dict[str, Any]) -> str:
     return "_interpreters (3.13)"
 

@@ -24,7 +24,9 @@ def test_probe_describes_the_interpreter(target_python: Path) -> None:
     assert info["implementation"] == "CPython"
     assert info["gil_disabled_build"] is False and info["gil_enabled"] is True
     assert isinstance(info["config_args"], str) and isinstance(info["cc"], str)
+    # No executor on 3.12, nor on a 3.13 without the backport (tests/target/test_backport.py).
     assert info["interpreter_pool"] is False
+    assert info["pep734"] is None
     if version.startswith("3.12"):
         assert info["subinterpreter_api"] == "_xxsubinterpreters (3.12)"
         assert info["subinterpreter_transport"] == "_xxinterpchannels"
