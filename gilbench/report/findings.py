@@ -1,4 +1,5 @@
-"""The sentences a reader needs first: who won, by how much, what failed, what to distrust."""
+"""Key findings beside the decision tables: the best across builds, what failed, what to
+distrust; and the warnings, one line per concern."""
 
 from __future__ import annotations
 
@@ -18,10 +19,6 @@ def plural(count: int, noun: str) -> str:
 
 def times(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}x"
-
-
-def _ci(low: float, high: float) -> str:
-    return "" if math.isnan(low) else f" (95% CI {low:.2f}-{high:.2f})"
 
 
 def _is_startup(workload: object) -> bool:
@@ -49,61 +46,13 @@ def _listed(names: list[str], limit: int = 3) -> str:
     return "the report's Warnings in detail lists them"
 
 
-def _startup_sentences(table: pd.DataFrame) -> list[str]:
-    """Per python: what creating the workers cost, cheapest first, at the most workers."""
-    sentences = []
-    rows = table[_startup_mask(table)]
-    rows = rows[(rows["model"] != SEQUENTIAL) & rows["startup_median_s"].notna()]
-    for python, group in rows.groupby("python_label", observed=True, sort=True):
-        workers = int(group["workers"].max())
-        at_max = group[group["workers"] == workers].sort_values("startup_median_s")
-        costs = [f"{r['model_label']} {r['startup_median_s'] * 1000:.1f} ms"
-                 for _, r in at_max.iterrows()]
-        if len(costs) > 6:  # a flag sweep: the cheapest and the dearest say enough
-            costs = [*costs[:3], f"... ({len(costs) - 5} more) ...", *costs[-2:]]
-        sentences.append(f"Starting {plural(workers, 'worker')} on {python}: {'; '.join(costs)}.")
-    return sentences
-
-
-def _speedup_sentences(table: pd.DataFrame) -> list[str]:
-    """Per workload and python: each model's speedup at the largest worker count run."""
-    sentences = []
-    measured = table[(table["model"] != SEQUENTIAL) & table["speedup"].notna()]
-    measured = measured[~_startup_mask(measured) & ~_artefacts(measured)]
-    for (workload, python), group in measured.groupby(
-        ["workload_label", "python_label"], observed=True, sort=True
-    ):
-        workers = int(group["workers"].max())
-        at_max = group[group["workers"] == workers].sort_values("speedup", ascending=False)
-        best, rest = at_max.iloc[0], at_max.iloc[1:]
-        low, high = best["speedup_ci_low"], best["speedup_ci_high"]
-        verb = "faster" if best["speedup"] >= 1 else "slower"
-        factor = best["speedup"]
-        if verb == "slower":  # say "1.07x slower", with the interval in the same terms
-            factor, low, high = 1 / factor, 1 / high, 1 / low
-        interval = _ci(low, high)
-        if best["unstable"]:  # no square brackets: a console would take them for markup
-            interval = f"{interval[:-1]}, unstable)" if interval else " (unstable)"
-        sentence = (
-            f"On {workload} with {python} at {plural(workers, 'worker')}, "
-            f"{best['model_label']} ran {factor:.2f}x {verb} than sequential{interval}, "
-            f"{times(best['speedup_end_to_end'])} end to end with worker start-up"
-        )
-        if len(rest):
-            others = "; ".join(
-                f"{r['model_label']} {times(r['speedup'])}" for _, r in rest.iterrows()
-            )
-            sentence += f"; {others}"
-        sentences.append(sentence + ".")
-    return sentences
-
-
 def _best_sentences(summary: Summary) -> list[str]:
-    """Per workload, the fastest cell across builds, by throughput against the reference."""
+    """Per workload run on several builds, the fastest cell across them, by throughput
+    against the reference (the decision tables answer within one build)."""
     sentences = []
     table = summary.frame
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
-        if _is_startup(group["workload"].iloc[0]):
+        if _is_startup(group["workload"].iloc[0]) or group["python"].nunique() < 2:
             continue
         ranked = group[group["rel_throughput"].notna() & ~_artefacts(group)].sort_values(
             "rel_throughput", ascending=False
@@ -183,8 +132,10 @@ def _documented_invalid_sentences(table: pd.DataFrame) -> list[str]:
 
 def key_findings(summary: Summary) -> list[str]:
     table = summary.frame
-    findings = _speedup_sentences(table) + _best_sentences(summary) + _startup_sentences(table)
-    findings += _cross_build_sentences(summary) + _gil_sentences(table)
+    # Who won per workload, by how much and at what start-up cost is the Decision section's
+    # (decision.py); these say what it does not.
+    findings = _best_sentences(summary) + _cross_build_sentences(summary)
+    findings += _gil_sentences(table)
     findings.append(_failure_sentence(table))
     findings += _documented_invalid_sentences(table)
     artefacts = int(_artefacts(table).sum())

@@ -11,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from experiments.records import STATUSES
+from gilbench import selfcheck
 from gilbench.report import stats
 from gilbench.report.aggregate import Summary
+from gilbench.report.decision import BREAK_EVEN_RULE, BreakEven, Decision, duration
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from gilbench.report.findings import warning_details
 from gilbench.report.load import RunData
@@ -190,7 +192,8 @@ def _provenance(run: RunData) -> list[Block]:
     python_rows = [
         [_text(info.get("label")), python, _text(info.get("version")), _text(info.get("variant")),
          _text(info.get("gil_disabled")), _text(info.get("config_args")), _text(info.get("cc")),
-         _text(info.get("sha256")), _text(info.get("image") or info.get("executable"))]
+         _text(info.get("sha256")), _text(info.get("image") or info.get("executable")),
+         selfcheck.describe((info.get("build") or {}).get("selfcheck"))]
         for python, info in manifest.pythons.items()
     ]  # fmt: skip
     blocks: list[Block] = [
@@ -200,11 +203,81 @@ def _provenance(run: RunData) -> list[Block]:
         Table(["host", ""], host_rows) if host_rows else Paragraph("The manifest names no host."),
         Heading(3, "Pythons"),
         Table(["label", "id", "version", "variant", "gil_disabled", "configure args", "cc",
-               "source sha256", "image / executable"], python_rows)
+               "source sha256", "image / executable", "CPython's own tests"], python_rows)
         if python_rows else Paragraph("The manifest describes no pythons."),
     ]  # fmt: skip
     if matrix.get("text"):
         blocks += [Heading(3, "Matrix as given"), Code(str(matrix["text"]), "toml")]
+    return blocks
+
+
+def _speedup_cell(value: float, low: float, high: float, unstable: bool = False) -> str:
+    text = _with_interval(value, low, high)
+    return f"{text}, unstable" if unstable and text != DASH else text
+
+
+def _difference(row: pd.Series) -> str:
+    if math.isnan(row["p_value"]):
+        return str(row["verdict"])
+    return f"{row['verdict']} (p={row['p_value']:.2g})"
+
+
+def _payoff(option: BreakEven, workers: Any) -> str:
+    text = option.text()
+    return f"{text} ({workers} w)" if option.kind in ("above", "below") else text
+
+
+def _decision_tables(decision: Decision) -> list[Block]:
+    if decision.kind == "startup":
+        wide = decision.models
+        headers = ["model", *[f"{w} worker{'s' if w != 1 else ''}" for w in wide.columns]]
+        rows = [[str(label), *[DASH if pd.isna(v) else duration(float(v)) for v in values]]
+                for label, values in wide.iterrows()]  # fmt: skip
+        return [Paragraph("Start-up plus teardown (median), cheapest first: this workload's "
+                          "tasks are trivial, so its speedup means nothing."),
+                Table(headers, rows)]
+    winners = [
+        [str(r["workers"]), r["winner"],
+         _speedup_cell(r["speedup"], r["ci_low"], r["ci_high"], r["unstable"]),
+         r["runner_up"] or DASH,
+         _speedup_cell(r["runner_speedup"], r["runner_ci_low"], r["runner_ci_high"]),
+         _difference(r)]
+        for _, r in decision.winners.iterrows()
+    ]  # fmt: skip
+    models = [
+        [r["model_label"], _speedup_cell(r["speedup"], r["ci_low"], r["ci_high"]),
+         str(r["workers"]), DASH if math.isnan(r["startup_s"]) else duration(r["startup_s"]),
+         _payoff(r["vs_sequential"], r["vs_sequential_workers"]),
+         DASH if r["model"] == "threads" else _payoff(r["vs_threads"], r["vs_threads_workers"])]
+        for _, r in decision.models.iterrows()
+    ]  # fmt: skip
+    return [
+        Table(["workers", "winner", "speedup (95% CI)", "runner-up (another model)",
+               "its speedup", "difference (Mann-Whitney)"], winners),
+        Table(["model", "best speedup (95% CI)", "at workers", "start-up + teardown",
+               "beats sequential for jobs", "beats threads for jobs"], models),
+    ]  # fmt: skip
+
+
+def decision_blocks(decisions: list[Decision]) -> list[Block]:
+    """The answer first: one sentence per workload and python, then its two tables."""
+    if not decisions:
+        return []
+    blocks: list[Block] = [
+        Heading(2, "Decision"),
+        Bullets([d.headline for d in decisions]),
+        Paragraph(
+            "Speedup is over sequential on the same python (median wall time, 95% bootstrap "
+            "CI). The runner-up is the best group of another model at the same worker count; "
+            "the difference counts as significant when Mann-Whitney U on the two groups' "
+            "wall times gives p < 0.05. Groups the host could not have produced and configs "
+            "CPython's docs forbid are left out. " + BREAK_EVEN_RULE + " Job sizes are "
+            "seconds of sequential work; \"(2 w)\" is the worker count the break-even needs."
+        ),
+    ]
+    for decision in decisions:
+        blocks.append(Heading(3, f"{decision.workload} on {decision.python}"))
+        blocks += _decision_tables(decision)
     return blocks
 
 
@@ -214,6 +287,7 @@ def report_blocks(
     findings: list[str],
     warnings: list[str],
     plots: list[PlotOutcome],
+    decisions: list[Decision] | None = None,
 ) -> list[Block]:
     table = summary.frame
     matrix = run.manifest.matrix.get("name") or "?"
@@ -229,6 +303,7 @@ def report_blocks(
         Heading(1, title),
         *([Paragraph(f"Partial: {partial}")] if partial else []),
         Paragraph(intro),
+        *decision_blocks(decisions or []),
         Heading(2, "Key findings"),
         Bullets(findings),
     ]

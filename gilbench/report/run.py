@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from gilbench import runfolder
+from gilbench import runfolder, selfcheck
 from gilbench.errors import GilbenchError
 from gilbench.report.aggregate import summarize
+from gilbench.report.decision import decisions as decide
 from gilbench.report.document import to_html, to_markdown
 from gilbench.report.errors import NothingToPlot, ReportError
 from gilbench.report.findings import key_findings, unstable_warnings
@@ -33,7 +34,7 @@ PLOTS_DIR = "plots"
 class ReportResult:
     run_dir: Path
     paths: list[Path]  # every file written, final locations
-    findings: list[str]  # key findings, most important first
+    findings: list[str]  # the decision per workload, then key findings, most important first
     warnings: list[str]  # reader warnings, unstable groups, baseline notes, skipped plots
     summary: pd.DataFrame = field(repr=False)
     partial: str = ""  # why the run is incomplete and how to finish it; "" when complete
@@ -113,9 +114,11 @@ def report_run(run_dir: Path, baseline: str | None = None) -> ReportResult:
 def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     run = load_run(run_dir)
     summary = summarize(run, baseline)
+    decisions = decide(summary)
     findings = key_findings(summary)
     partial = run.completeness.sentence(run.run_id)
     warnings = run.warnings + summary.notes + unstable_warnings(summary.frame)
+    warnings += selfcheck.report_warnings(run.manifest.pythons)  # a build that failed it
     short = sampling_warning(run)
     warnings += [short] if short else []
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.run_dir))
@@ -124,14 +127,15 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
         (staging / PLOTS_DIR).mkdir(exist_ok=True)  # even when every plot was skipped
         warnings += [f"Plot {o.name} skipped: {o.skipped_because}" for o in outcomes if not o.png]
         _write_tables(summary.frame, staging)
-        blocks = report_blocks(run, summary, findings, warnings, outcomes)
+        blocks = report_blocks(run, summary, findings, warnings, outcomes, decisions)
         (staging / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
         title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
         (staging / REPORT_HTML).write_text(to_html(blocks, title), encoding="utf-8")
         paths = _move_into_place(staging, run.run_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ReportResult(run.run_dir, paths, findings, warnings, summary.frame, partial)
+    headlines = [d.headline for d in decisions]
+    return ReportResult(run.run_dir, paths, headlines + findings, warnings, summary.frame, partial)
 
 
 def newest_run(results_dir: Path) -> Path:

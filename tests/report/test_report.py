@@ -40,19 +40,21 @@ def test_report_writes_every_output(reported: ReportResult) -> None:
     assert result.warnings == []
 
 
-def test_report_md_puts_findings_first(reported: ReportResult) -> None:
+def test_report_md_puts_the_decision_first(reported: ReportResult) -> None:
     result = reported
     text = result.report_md.read_text()
     sections = [line for line in text.splitlines() if line.startswith("## ")]
-    assert sections == ["## Key findings", "## Plots", "## Baselines", "## Results",
-                        "## Failures", "## Provenance"]  # fmt: skip
+    assert sections == ["## Decision", "## Key findings", "## Plots", "## Baselines",
+                        "## Results", "## Failures", "## Provenance"]  # fmt: skip
     findings = "\n".join(result.findings)
     assert re.search(
-        r"On fib\(n=24,tasks=8\) with 3\.13\.5-pgo at 2 workers, subinterpreters\(gil=own\) ran "
-        r"1\.9\dx faster than sequential \(95% CI",
+        r"fib\(n=24,tasks=8\) on 3\.13\.5-pgo: subinterpreters\(gil=own\) 1\.9\dx at 2 "
+        r"workers \(95% CI",
         findings,
     )
-    assert re.search(r"threads 0\.9\dx", findings)
+    assert re.search(r"; threads (0\.9\d|1\.0\d)x; it pays off for jobs longer than", findings)
+    assert "threads pays off soonest, above" in findings  # io: a cheap start wins short jobs
+    assert "### fib(n=24,tasks=8) on 3.13.5-pgo" in text.split("## Key findings")[0]
     assert "Best on fib(n=24,tasks=8): subinterpreters(gil=own) on 3.13.5-pgo" in findings
     assert "Sequential fib(n=24,tasks=8) on 3.13.5-ft ran at 0.5" in findings
     assert "50 of 210 records did not finish ok" in findings
