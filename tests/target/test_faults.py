@@ -63,7 +63,9 @@ def test_own_gil_with_main_obmalloc_really_crashes_cpython(
     crashed = [r for r in records["sub-crash"] if r["status"] == "crashed"]
     assert crashed, [r["status"] for r in records["sub-crash"]]
     assert_well_formed(crashed[0])
-    assert crashed[0]["message"].startswith("killed by SIG")
+    # The record names the documented rule the config breaks, then how it died.
+    assert crashed[0]["message"].startswith("documented invalid: use_main_obmalloc=1 must not")
+    assert "; killed by SIG" in crashed[0]["message"]
     assert records["after"][0]["status"] == "ok"
 
 
@@ -166,7 +168,10 @@ def test_sweep_of_every_subinterpreter_flag_keeps_the_driver_alive(
             # Accepted, then both GILs race on one allocator: any outcome (a deadlock
             # included), but never the driver.
             assert record["status"] in ("ok", "crashed", "invalid", "timeout")
+            if record["status"] != "ok":
+                assert record["message"].startswith("documented invalid: "), record
         else:
+            assert "documented invalid" not in record["message"], record
             assert ok_or_creation_flake(record), (config, record["message"])
 
 
