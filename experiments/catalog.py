@@ -107,6 +107,21 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "size": "n",
         "params": {"n": 25, "ms": 10, "tasks": 8},
     },
+    # C code that releases the GIL while it works (hashlib over 2 KiB, zlib always): the
+    # workloads where threads do scale with the GIL, the answer "threads are fine" needs.
+    "hash": {
+        "kind": "cpu-nogil",
+        "description": "sha256 of a `kib` KiB buffer, `rounds` times (hashlib releases the GIL)",
+        "size": "rounds",
+        "params": {"kib": 1024, "rounds": 32, "tasks": 8},
+    },
+    "compress": {
+        "kind": "cpu-nogil",
+        "description": "zlib at `level` over `kib` KiB of hex text (zlib releases the GIL)",
+        "size": "kib",
+        "params": {"kib": 1024, "level": 6, "tasks": 8},
+        "bounds": {"level": (0, 9)},  # zlib's levels
+    },
     "transfer": {
         "kind": "transfer",
         "description": "send a payload of `bytes` bytes to a worker and back, per task",
@@ -227,6 +242,11 @@ def validate_cell(spec: dict[str, Any]) -> list[str]:
                     f"'workload_params.{key}' must be a non-negative integer"
                     f"{' above 0' if key == 'tasks' else ''}, got {value!r}."
                 )
+            elif key in (bounds := WORKLOADS[workload].get("bounds", {})) and not (
+                bounds[key][0] <= value <= bounds[key][1]
+            ):
+                problems.append(f"'workload_params.{key}' must be from {bounds[key][0]} to "
+                                f"{bounds[key][1]}, got {value!r}.")
     if spec["workers"] < 1:
         problems.append(f"'workers' must be at least 1, got {spec['workers']}.")
     if spec["warmups"] < 0:

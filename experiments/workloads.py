@@ -111,6 +111,31 @@ def _mixed(n: int, ms: int) -> int:
     return value
 
 
+def _hash(kib: int, rounds: int) -> str:
+    import hashlib  # here, not at the top: only this workload pays for OpenSSL
+
+    buffer = b"\xa5" * (kib * 1024)
+    digest = ""
+    for _ in range(rounds):
+        digest = hashlib.sha256(buffer).hexdigest()
+    return digest
+
+
+def _compressible(kib: int) -> bytes:
+    """`kib` KiB of hex text from a seeded generator: compresses to about 57%, unlike
+    random bytes (incompressible) or a repeated pattern (trivial for zlib)."""
+    import random
+
+    return random.Random(kib).randbytes(kib * 512).hex().encode()
+
+
+def _compress(kib: int, level: int) -> int:
+    import zlib
+
+    # Built in the task, so every model pays the same few milliseconds for it.
+    return zlib.crc32(zlib.compress(_compressible(kib), level))
+
+
 def _crash() -> None:
     import ctypes  # imported here: ctypes is not needed by any other task
 
@@ -128,6 +153,8 @@ _TASKS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "io": lambda p, _: _sleep_ms(p["ms"]),
     "alloc": lambda p, _: alloc(p["objects"]),
     "mixed": lambda p, _: _mixed(p["n"], p["ms"]),
+    "hash": lambda p, _: _hash(p["kib"], p["rounds"]),
+    "compress": lambda p, _: _compress(p["kib"], p["level"]),
     "transfer": lambda _, payload: payload,
     "startup": lambda p, _: 0,
     "crash": lambda p, _: _crash(),
@@ -163,6 +190,14 @@ def check(name: str, params: dict[str, Any], results: list[Any]) -> str:
     if name == "alloc":
         bad = [r for r in results if r != params["objects"]]
         return f"alloc built {bad[0]!r} objects, expected {params['objects']}" if bad else ""
+    if name == "hash":
+        want = _hash(params["kib"], 1)
+        bad = [r for r in results if r != want]
+        return f"sha256 returned {bad[0]!r}, expected {want}" if bad else ""
+    if name == "compress":
+        want = _compress(params["kib"], params["level"])
+        bad = [r for r in results if r != want]
+        return f"zlib output's crc32 was {bad[0]!r}, expected {want}" if bad else ""
     if name == "transfer":
         bad = [r for r in results if not isinstance(r, bytes) or len(r) != params["bytes"]]
         return f"transfer returned {len(bad)} payloads of the wrong size" if bad else ""

@@ -298,7 +298,7 @@ def _artefact(row: pd.Series) -> str:
 def _cpu_bound(workload: object) -> bool:
     """Workloads that need a core per busy worker (waiting ones can outnumber the cores)."""
     kind = catalog.WORKLOADS.get(str(workload), {}).get("kind")
-    return kind in ("cpu", "alloc", "transfer")
+    return kind in ("cpu", "cpu-nogil", "alloc", "transfer")
 
 
 def _is_io(workload: object) -> bool:
