@@ -191,13 +191,13 @@ def check(name: str, params: dict[str, Any], results: list[Any]) -> str:
         bad = [r for r in results if r != params["objects"]]
         return f"alloc built {bad[0]!r} objects, expected {params['objects']}" if bad else ""
     if name == "hash":
-        want = _hash(params["kib"], 1)
-        bad = [r for r in results if r != want]
-        return f"sha256 returned {bad[0]!r}, expected {want}" if bad else ""
+        digest = _hash(params["kib"], 1)
+        bad = [r for r in results if r != digest]
+        return f"sha256 returned {bad[0]!r}, expected {digest}" if bad else ""
     if name == "compress":
-        want = _compress(params["kib"], params["level"])
-        bad = [r for r in results if r != want]
-        return f"zlib output's crc32 was {bad[0]!r}, expected {want}" if bad else ""
+        crc = _compress(params["kib"], params["level"])
+        bad = [r for r in results if r != crc]
+        return f"zlib output's crc32 was {bad[0]!r}, expected {crc}" if bad else ""
     if name == "transfer":
         bad = [r for r in results if not isinstance(r, bytes) or len(r) != params["bytes"]]
         return f"transfer returned {len(bad)} payloads of the wrong size" if bad else ""
