@@ -283,7 +283,7 @@ def _artefact(row: pd.Series) -> str:
     if row["model"] == SEQUENTIAL or math.isnan(low):
         return ""
     cores, workers = int(row["cores"]), int(row["workers"])
-    if cores and _cpu_bound(row["workload"]) and low > cores * PLAUSIBILITY_SLACK:
+    if cores and cpu_bound(row["workload"]) and low > cores * PLAUSIBILITY_SLACK:
         return (f"speedup {row['speedup']:.2f}x exceeds the {cores} usable cores; the "
                 "sequential baseline probably ran slow")
     if low > workers * PLAUSIBILITY_SLACK:
@@ -295,7 +295,7 @@ def _artefact(row: pd.Series) -> str:
     return ""
 
 
-def _cpu_bound(workload: object) -> bool:
+def cpu_bound(workload: object) -> bool:
     """Workloads that need a core per busy worker (waiting ones can outnumber the cores)."""
     kind = catalog.WORKLOADS.get(str(workload), {}).get("kind")
     return kind in ("cpu", "cpu-nogil", "alloc", "transfer")

@@ -183,6 +183,7 @@ def _winners(group: pd.DataFrame, samples: dict[tuple[Any, ...], np.ndarray]) ->
             "workers": int(best["workers"]), "winner": str(best["model_label"]),
             "speedup": best["speedup"], "ci_low": best["speedup_ci_low"],
             "ci_high": best["speedup_ci_high"], "unstable": bool(best["unstable"]),
+            "busy_host": bool(best["all_contended"]),
             "runner_up": "", "runner_speedup": math.nan, "runner_ci_low": math.nan,
             "runner_ci_high": math.nan, "verdict": "no other model", "p_value": math.nan,
         }  # fmt: skip
@@ -264,8 +265,9 @@ def _speedup_headline(workload: str, python: str, winners: pd.DataFrame,
     sentence = (f"{workload} on {python}: {top['winner']} {_x(top['speedup'])} at "
                 f"{top['workers']} worker{'s' if top['workers'] != 1 else ''}"
                 f"{_ci(top['ci_low'], top['ci_high'])}")
-    if top["unstable"]:
-        sentence += ", unstable"
+    marks = [m for m, on in (("unstable", top["unstable"]), ("busy host", top["busy_host"]))
+             if on]
+    sentence += "".join(f", {m}" for m in marks)
     if top["runner_up"]:
         sentence += f"; {top['runner_up']} {_x(top['runner_speedup'])}, {top['verdict']}"
     named = {top["winner"], top["runner_up"]}

@@ -183,46 +183,81 @@ def noisy_mask(table: pd.DataFrame) -> pd.Series:
     return table["unstable"].fillna(False).astype(bool) & ~short_of_quiet_mask(table)
 
 
+def _workload_warnings(workload: str, group: pd.DataFrame) -> list[tuple[str, int, int, str]]:
+    """(concern, groups, repetitions, line) for one workload: the line names up to three
+    groups; more are counted and left to Warnings in detail."""
+    out = []
+    artefacts = group[_artefacts(group)]
+    if len(artefacts) == 1:
+        row = artefacts.iloc[0]
+        out.append(("Implausible", 1, 0,
+                    f"Implausible: {workload}: {_group_name(row)}: {row['artefact']}."))
+    elif len(artefacts):
+        names = [_group_name(r) for _, r in artefacts.iterrows()]
+        out.append(("Implausible", len(artefacts), 0,
+            f"Implausible: {workload}: {len(artefacts)} of {plural(len(group), 'group')} "
+            "show a speedup or efficiency the host cannot produce, left out of the findings "
+            f"(the sequential baseline probably ran slow): {_listed(names)}."))
+    hit = group[group["n_contended"] > 0]
+    if len(hit):
+        names = [f"{_group_name(r)} ({int(r['n_contended'])} of {int(r['n_ok'])})"
+                 for _, r in hit.iterrows()]
+        repetitions = int(hit["n_contended"].sum())
+        out.append(("Contended", len(hit), repetitions,
+            f"Contended: {workload}: {repetitions} repetition(s) in "
+            f"{plural(len(hit), 'group')} ran while the host was busy and are left out"
+            + _short_of_quiet(group) + f": {_listed(names)}."))
+        every = [_group_name(r) for _, r in hit.iterrows() if r["all_contended"]]
+        if every:
+            which = (", ".join(every) if len(every) <= 3
+                     else f"{len(every)} groups (listed in Warnings in detail)")
+            out.append(("Busy host", len(every), 0,
+                f"Busy host: {workload}: every repetition of {which} was contended, "
+                "so their numbers come from a busy host; rerun them on a quieter one."))
+    unstable = group[noisy_mask(group)]
+    if len(unstable):
+        names = [_group_name(r) for _, r in unstable.iterrows()]
+        out.append(("Unstable", len(unstable), 0,
+            f"Unstable: {workload}: {len(unstable)} of {plural(len(group), 'group')} "
+            f"({UNSTABLE_RULE}): {_listed(names)}."))
+    return out
+
+
+CONCERNS = ("Implausible", "Contended", "Busy host", "Unstable")
+
+
+def _summary_line(concern: str, hits: list[tuple[str, int, int]], total: int) -> str:
+    """One line for a concern several workloads share: counts per workload."""
+    groups = sum(n for _, n, _ in hits)
+    per = ", ".join(f"{workload} {n}" for workload, n, _ in hits)
+    see = "Warnings in detail lists them"
+    if concern == "Implausible":
+        return (f"Implausible: {groups} groups show a speedup or efficiency the host cannot "
+                f"produce ({per}), left out of the decision and the findings; {see}.")
+    if concern == "Contended":
+        repetitions = sum(r for _, _, r in hits)
+        return (f"Contended: {repetitions} repetition(s) in {groups} groups ran while the host "
+                f"was busy and are left out ({per}); {see}.")
+    if concern == "Busy host":
+        return (f"Busy host: every repetition of {groups} groups was contended ({per}), so "
+                "their numbers come from a busy host; rerun them on a quieter one.")
+    return f"Unstable: {groups} of {total} groups ({UNSTABLE_RULE}): {per}; {see}."
+
+
 def unstable_warnings(table: pd.DataFrame) -> list[str]:
-    """At most one line per workload and concern, with counts; the Warnings in detail table
-    and the rows say the rest."""
-    warnings = []
+    """At most one line per concern: per workload with its groups named when one workload
+    has it, else counted per workload. Warnings in detail and the rows say the rest."""
+    by_concern: dict[str, list[tuple[str, int, int, str]]] = {c: [] for c in CONCERNS}
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
-        artefacts = group[_artefacts(group)]
-        if len(artefacts) == 1:
-            row = artefacts.iloc[0]
-            warnings.append(f"Implausible: {workload}: {_group_name(row)}: {row['artefact']}.")
-        elif len(artefacts):
-            names = [_group_name(r) for _, r in artefacts.iterrows()]
-            warnings.append(
-                f"Implausible: {workload}: {len(artefacts)} of {plural(len(group), 'group')} "
-                "show a speedup or efficiency the host cannot produce, left out of the findings "
-                f"(the sequential baseline probably ran slow): {_listed(names)}."
-            )
-        hit = group[group["n_contended"] > 0]
-        if len(hit):
-            names = [f"{_group_name(r)} ({int(r['n_contended'])} of {int(r['n_ok'])})"
-                     for _, r in hit.iterrows()]
-            warnings.append(
-                f"Contended: {workload}: {int(hit['n_contended'].sum())} repetition(s) in "
-                f"{plural(len(hit), 'group')} ran while the host was busy and are left out"
-                + _short_of_quiet(group) + f": {_listed(names)}."
-            )
-            every = [_group_name(r) for _, r in hit.iterrows() if r["all_contended"]]
-            if every:
-                which = (", ".join(every) if len(every) <= 3
-                         else f"{len(every)} groups (listed in Warnings in detail)")
-                warnings.append(
-                    f"Busy host: {workload}: every repetition of {which} was contended, "
-                    "so their numbers come from a busy host; rerun them on a quieter one."
-                )
-        unstable = group[noisy_mask(group)]
-        if len(unstable):
-            names = [_group_name(r) for _, r in unstable.iterrows()]
-            warnings.append(
-                f"Unstable: {workload}: {len(unstable)} of {plural(len(group), 'group')} "
-                f"({UNSTABLE_RULE}): {_listed(names)}."
-            )
+        for concern, groups, repetitions, line in _workload_warnings(str(workload), group):
+            by_concern[concern].append((str(workload), groups, repetitions, line))
+    warnings = []
+    for concern, hits in by_concern.items():
+        if len(hits) == 1:
+            warnings.append(hits[0][3])
+        elif hits:
+            warnings.append(_summary_line(concern, [(w, n, r) for w, n, r, _ in hits],
+                                          len(table)))
     return warnings
 
 

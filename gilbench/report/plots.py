@@ -17,10 +17,13 @@ import pandas as pd
 from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.transforms import Bbox
 
-from gilbench.report.aggregate import SEQUENTIAL
+from gilbench.report.aggregate import SEQUENTIAL, cpu_bound
+from gilbench.report.decision import is_startup
 from gilbench.report.errors import NothingToPlot
 
 STATUS_COLOURS = {
@@ -34,6 +37,9 @@ NOT_RUN = "#ffffff"
 LINESTYLES = ["-", "--", ":", "-."]
 
 PlotFunction = Callable[[pd.DataFrame, Path, str], list[Path]]
+FigureFunction = Callable[[pd.DataFrame, str], Figure]
+# A panel with more lines than this is a tangle; see _readable_series.
+MAX_SERIES = 6
 
 
 def _colours(labels: list[str]) -> dict[str, tuple[float, float, float, float]]:
@@ -45,8 +51,8 @@ def _workers(count: int) -> str:
     return f"{count} worker" if count == 1 else f"{count} workers"
 
 
-def _figure(panels: int, height: float = 4.0) -> tuple[Figure, list[Axes]]:
-    columns = min(panels, 3)
+def _figure(panels: int, height: float = 4.0, columns: int = 3) -> tuple[Figure, list[Axes]]:
+    columns = max(1, min(panels, columns))
     rows = math.ceil(panels / columns)
     figure = Figure(figsize=(5.2 * columns + 2.6, height * rows), layout="constrained")
     FigureCanvasAgg(figure)
@@ -79,46 +85,120 @@ def _legend(figure: Figure, axes: list[Axes]) -> None:
         figure.legend(seen.values(), seen.keys(), loc="outside right upper", fontsize="small")
 
 
-def speedup_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
-    """Speedup over the same build's sequential vs workers, one panel per workload."""
+def _saved(build: FigureFunction) -> PlotFunction:
+    """The `(data, output_path, title) -> paths` form of a figure function."""
+    def plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
+        return _save(build(data, title), output_path)
+
+    plot.__doc__ = build.__doc__
+    return plot
+
+
+def _not_startup(rows: pd.DataFrame) -> pd.DataFrame:
+    """The startup workload's tasks are trivial: its speed and throughput mean nothing."""
+    return rows[~rows["workload"].astype("string").map(is_startup).astype(bool)]
+
+
+def _readable_series(panel: pd.DataFrame, value: str) -> pd.DataFrame:
+    """At most MAX_SERIES model configs: while there are more, the model with the most
+    configs (a flag sweep) loses its config with the lowest peak `value`. The choices a
+    reader weighs (fork vs spawn, own vs shared GIL) survive; the sweep plot and the
+    Results tables still carry every config."""
+    peaks = panel.groupby(["model", "model_label"], observed=True)[value].max().reset_index()
+    while len(peaks) > MAX_SERIES:
+        counts = peaks["model"].value_counts()
+        if counts.max() < 2:
+            break
+        model = counts.idxmax()
+        worst = peaks[peaks["model"] == model].sort_values(value).index[0]
+        peaks = peaks.drop(index=worst)
+    return panel[panel["model_label"].isin(set(peaks["model_label"]))]
+
+
+def ideal_speedup(workers: np.ndarray, cores: int, core_bound: bool) -> np.ndarray:
+    """Linear scaling, bent at the cores the cells could use when each worker needs a core
+    (workers that wait, as on I/O, can outnumber the cores)."""
+    ideal = workers.astype(float)
+    return np.minimum(ideal, cores) if core_bound and cores > 0 else ideal
+
+
+def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
+    """Speedup over the same build's sequential vs workers with CI whiskers: one panel per
+    workload (rows) and python (columns), the startup workload left out."""
     rows = data[(data["model"] != SEQUENTIAL) & data["speedup"].notna()]
+    rows = _not_startup(rows[rows["documented_invalid"].fillna("").astype(str) == ""])
     if rows.empty:
         raise NothingToPlot("No workload has both sequential and parallel ok records.")
     workloads = sorted(rows["workload_label"].astype(str).unique())
-    colours = _colours(list(rows["model_label"].astype(str).unique()))
     pythons = sorted(rows["python_label"].astype(str).unique())
-    figure, axes = _figure(len(workloads))
-    for ax, workload in zip(axes, workloads, strict=True):
-        panel = rows[rows["workload_label"] == workload]
-        top = int(panel["workers"].max())
-        ideal = np.arange(1, max(top, 2) + 1)
-        ax.plot(ideal, ideal, color="black", linewidth=0.8, linestyle=":", label="ideal scaling")
+    colours = _colours(list(rows["model_label"].astype(str).unique()))
+    panels = [(w, p) for w in workloads for p in pythons]
+    figure, axes = _figure(len(panels), columns=len(pythons) if len(pythons) <= 3 else 3)
+    for ax, (workload, python) in zip(axes, panels, strict=True):
+        panel = rows[(rows["workload_label"] == workload) & (rows["python_label"] == python)]
+        if panel.empty:
+            ax.set_visible(False)
+            continue
+        panel = _readable_series(panel, "speedup")
+        ticks = np.array(sorted(panel["workers"].astype(int).unique()))
+        steps = np.arange(1, max(int(ticks.max()), 2) + 1)
+        cores = int(panel["cores"].max()) if "cores" in panel else 0
+        bound = cpu_bound(panel["workload"].iloc[0])
+        label = f"ideal: min(workers, {cores} cores)" if bound and cores else "ideal: workers"
+        ax.plot(steps, ideal_speedup(steps, cores, bound), color="black", linewidth=0.8,
+                linestyle=":", label=label)
         ax.axhline(1.0, color="grey", linewidth=0.6)
-        for (model, python), line in panel.groupby(
-            ["model_label", "python_label"], observed=True, sort=True
-        ):
+        for model, line in panel.groupby("model_label", observed=True, sort=True):
             line = line.sort_values("workers")
-            label = model if len(pythons) == 1 else f"{model} [{python}]"
             errors = np.vstack([
                 (line["speedup"] - line["speedup_ci_low"]).clip(lower=0),
                 (line["speedup_ci_high"] - line["speedup"]).clip(lower=0),
             ])  # fmt: skip
-            ax.errorbar(
-                line["workers"].astype(float), line["speedup"], yerr=errors, marker="o",
-                capsize=3, color=colours[str(model)], label=label,
-                linestyle=LINESTYLES[pythons.index(str(python)) % len(LINESTYLES)],
-            )  # fmt: skip
-        ax.set_title(workload, fontsize="medium")
+            ax.errorbar(line["workers"].astype(float), line["speedup"], yerr=errors,
+                        marker="o", capsize=3, color=colours[str(model)], label=str(model))
+        ax.set_title(f"{workload} on {python}", fontsize="medium")
         ax.set_xlabel("workers")
         ax.set_ylabel("speedup over sequential (same build)")
-        ax.set_xticks(ideal)
+        ax.set_xticks(ticks)
         ax.grid(alpha=0.3)
     figure.suptitle(title)
     _legend(figure, axes)
-    return _save(figure, output_path)
+    return figure
 
 
-def startup_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
+def throughput_figure(data: pd.DataFrame, title: str) -> Figure:
+    """Absolute tasks/s per model (its best worker count) and python, one panel per
+    workload: a free-threaded build's slower sequential shows, which speedups hide."""
+    rows = data[data["throughput_median"].notna()]
+    rows = _not_startup(rows[rows["documented_invalid"].fillna("").astype(str) == ""])
+    if rows.empty:
+        raise NothingToPlot("No cell has ok records with a throughput.")
+    workloads = sorted(rows["workload_label"].astype(str).unique())
+    pythons = sorted(rows["python_label"].astype(str).unique())
+    colours = _colours(pythons)
+    figure, axes = _figure(len(workloads))
+    width = 0.8 / len(pythons)
+    for ax, workload in zip(axes, workloads, strict=True):
+        panel = _readable_series(rows[rows["workload_label"] == workload], "throughput_median")
+        best = panel.groupby(["model_label", "python_label"], observed=True)[
+            "throughput_median"].max()
+        models = sorted(panel["model_label"].astype(str).unique(),
+                        key=lambda m: (m != SEQUENTIAL, m))
+        for offset, python in enumerate(pythons):
+            values = [best.get((m, python), np.nan) for m in models]
+            ax.bar(np.arange(len(models)) + offset * width, values, width=width,
+                   color=colours[python], label=python)
+        ax.set_xticks(np.arange(len(models)) + width * (len(pythons) - 1) / 2)
+        ax.set_xticklabels(models, rotation=30, ha="right", fontsize="small")
+        ax.set_title(workload, fontsize="medium")
+        ax.set_ylabel("tasks/s (median, best worker count)")
+        ax.grid(alpha=0.3, axis="y")
+    figure.suptitle(title)
+    _legend(figure, axes)
+    return figure
+
+
+def startup_figure(data: pd.DataFrame, title: str) -> Figure:
     """Median worker start-up time vs workers per model, one panel per python."""
     rows = data[(data["model"] != SEQUENTIAL) & data["startup_median_s"].notna()]
     if rows.empty:
@@ -148,10 +228,10 @@ def startup_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path
         ax.grid(alpha=0.3)
     figure.suptitle(title)
     _legend(figure, axes)
-    return _save(figure, output_path)
+    return figure
 
 
-def memory_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
+def memory_figure(data: pd.DataFrame, title: str) -> Figure:
     """Peak RSS each worker adds over the same build's sequential, in MiB."""
     rows = data[(data["model"] != SEQUENTIAL) & data["extra_rss_per_worker_kb"].notna()]
     if rows.empty:
@@ -186,7 +266,7 @@ def memory_plot(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]
         ax.grid(alpha=0.3, axis="y")
     figure.suptitle(title)
     _legend(figure, axes)
-    return _save(figure, output_path)
+    return figure
 
 
 # Short names so 7 flags fit on one tick label.
@@ -205,13 +285,8 @@ def _short_config(label: str) -> str:
     return " ".join(parts) or label
 
 
-def sweep_heatmap(data: pd.DataFrame, output_path: Path, title: str) -> list[Path]:
-    """Status of each sub-interpreter config (rows) per python and workload (columns)."""
-    return _save(sweep_figure(data, title), output_path)
-
-
 def sweep_figure(data: pd.DataFrame, title: str) -> Figure:
-    """The sweep heatmap's figure (kept apart so tests can read its labels)."""
+    """Status of each sub-interpreter config (rows) per python and workload (columns)."""
     rows = data[data["model"] == "subinterpreters"]
     configs = sorted(rows["config_label"].astype(str).unique())
     if len(configs) < 2:
@@ -265,14 +340,84 @@ def sweep_figure(data: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
-# name (file stem) -> (plot function, title, what the plot shows, for the report's captions)
-PLOTS: dict[str, tuple[PlotFunction, str, str]] = {
-    "speedup": (speedup_plot, "Speedup vs workers",
-                "Speedup over sequential on the same build; dotted line: ideal scaling."),
-    "startup": (startup_plot, "Worker start-up cost",
+# name (file stem) -> (figure function, title, what the plot shows, for the captions)
+FIGURES: dict[str, tuple[FigureFunction, str, str]] = {
+    "speedup": (speedup_figure, "Speedup vs workers",
+                "Speedup over sequential on the same build, with 95% CI whiskers, per workload "
+                "and python; dotted line: ideal scaling, flat from the cores the cells could "
+                "use on CPU-bound workloads. At most six configs a panel (a flag sweep keeps "
+                "its best; the sweep plot shows every config)."),
+    "throughput": (throughput_figure, "Throughput across builds",
+                   "Absolute tasks/s per model at its best worker count, one bar per python: "
+                   "a build whose sequential runs slower shows here, not in speedups."),
+    "startup": (startup_figure, "Worker start-up cost",
                 "Median time to create all workers until ready, across workloads."),
-    "memory": (memory_plot, "Memory per worker",
+    "memory": (memory_figure, "Memory per worker",
                "Peak RSS each worker adds over the same build's sequential cell."),
-    "sweep": (sweep_heatmap, "Sub-interpreter config sweep",
+    "sweep": (sweep_figure, "Sub-interpreter config sweep",
               "Outcome of each sub-interpreter config; the worst status across worker counts."),
 }  # fmt: skip
+
+# name -> (plot function, title, caption): what report_run draws.
+PLOTS: dict[str, tuple[PlotFunction, str, str]] = {
+    name: (_saved(build), title, caption) for name, (build, title, caption) in FIGURES.items()
+}
+
+
+def _data_extents(ax: Axes) -> list[Bbox]:
+    """Display-space boxes of what an axes plots: each marker or vertex of a line (a tiny
+    box), each bar or cell, each point of a collection (error bars, scatter)."""
+    boxes: list[Bbox] = []
+    for line in ax.get_lines():
+        if not line.get_visible():
+            continue
+        xy = line.get_transform().transform(np.column_stack(line.get_data()).astype(float))
+        boxes += [Bbox.from_extents(x - 1, y - 1, x + 1, y + 1)
+                  for x, y in xy if np.isfinite(x) and np.isfinite(y)]
+    for patch in ax.patches:
+        if patch.get_visible():
+            boxes.append(patch.get_window_extent())
+    for collection in ax.collections:
+        if not isinstance(collection, Collection) or not collection.get_visible():
+            continue
+        for path in collection.get_paths():
+            vertices = collection.get_transform().transform(path.vertices)
+            boxes += [Bbox.from_extents(x - 1, y - 1, x + 1, y + 1)
+                      for x, y in vertices if np.isfinite(x) and np.isfinite(y)]
+    return boxes
+
+
+def legend_overlaps(figure: Figure) -> list[str]:
+    """Where a legend covers plotted data: "legend over <panel title>" per panel whose
+    lines, markers, bars or error bars fall inside a legend's box. Empty when none does."""
+    figure.canvas.draw()  # lay the figure out; extents are only final after a draw
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    legends = list(figure.legends)
+    legends += [legend for ax in figure.axes if (legend := ax.get_legend()) is not None]
+    found = []
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in figure.axes:
+            if ax.get_visible() and any(box.overlaps(b) for b in _data_extents(ax)):
+                found.append(f"legend over {ax.get_title() or 'an untitled panel'}")
+    return found
+
+
+def empty_panels(figure: Figure, min_fraction: float = 0.002) -> list[str]:
+    """Visible panels with (almost) no coloured pixels: grid, ideal line and frame are grey
+    or black, so a panel whose data did not draw has none. Returns their titles."""
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)  # type: ignore[attr-defined]
+    height = pixels.shape[0]
+    empty = []
+    for ax in figure.axes:
+        if not ax.get_visible() or not ax.has_data():
+            continue
+        box = ax.get_window_extent()
+        # display y grows upwards, image rows downwards
+        top, bottom = int(height - box.y1), int(height - box.y0)
+        region = pixels[max(top, 0):bottom, max(int(box.x0), 0):int(box.x1)]
+        chroma = region.max(axis=2) - region.min(axis=2)
+        if not region.size or (chroma > 60).mean() < min_fraction:
+            empty.append(ax.get_title() or "an untitled panel")
+    return empty

@@ -21,6 +21,8 @@ from tests.conftest import require  # skip locally, fail in CI (GILBENCH_REQUIRE
 from .helpers import RUN_A
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Tall enough for the decision tables, findings and all five plots down to the heat map.
+HEIGHT = 9000
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +64,14 @@ def test_screenshot_shows_the_report_and_its_plots(
 ) -> None:
     shot = tmp_path / "shot.png"
     _chromium(
-        chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", report_html.as_uri()
+        chromium, tmp_path, f"--screenshot={shot}", f"--window-size=1280,{HEIGHT}",
+        report_html.as_uri(),
     )
     pixels = mpimg.imread(shot)[..., :3]
-    assert pixels.shape[:2] == (4000, 1280)
+    assert pixels.shape[:2] == (HEIGHT, 1280)
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 500  # text, tables, and anti-aliased plot lines and heat-map fills
-    # plots sit right after the key findings: the upper part of the page must be busy
+    # the decision tables and findings lead: the upper part of the page must be busy
     ink = (pixels[:2000].mean(axis=2) < 0.9).mean()
     assert ink > 0.05
     # the heat map's status colours made it to the screen (ok green, crashed red)
@@ -83,7 +86,7 @@ def test_dom_holds_the_plots_as_embedded_pngs(
     dom = _chromium(chromium, tmp_path, "--dump-dom", report_html.as_uri()).stdout
     parser = _Images()
     parser.feed(dom)
-    assert len(parser.sources) == 4
+    assert len(parser.sources) == 5
     for source in parser.sources:
         prefix = "data:image/png;base64,"
         assert source.startswith(prefix)

@@ -16,7 +16,7 @@ from gilbench.report import run as run_module
 from .helpers import RUN_A, RUN_B, manifest, record, write_run
 
 OUTPUTS = {"summary.csv", "summary.parquet", "report.md", "report.html", "plots"}
-PLOTS = {f"{name}.{ext}" for name in ("speedup", "startup", "memory", "sweep")
+PLOTS = {f"{name}.{ext}" for name in ("speedup", "throughput", "startup", "memory", "sweep")
          for ext in ("png", "svg")}  # fmt: skip
 
 
@@ -99,7 +99,7 @@ def test_summary_tables_round_trip(reported: ReportResult) -> None:
 
 def test_html_is_self_contained(reported: ReportResult) -> None:
     html = reported.report_html.read_text()
-    assert html.count('<img src="data:image/png;base64,') == 4
+    assert html.count('<img src="data:image/png;base64,') == 5
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", html)
     assert "<link" not in html and "<script" not in html
     assert "Key findings" in html.split("Results")[0]
@@ -138,7 +138,8 @@ def test_all_crashed_run_still_reports(tmp_path: Path) -> None:
     assert "killed by SIGSEGV" in text.split("## Failures")[1]
     assert len(result.summary) == 3 and result.summary["wall_median_s"].isna().all()
     assert {w.split(":")[0] for w in result.warnings} == {
-        "Plot speedup skipped", "Plot startup skipped", "Plot memory skipped", "Plot sweep skipped"
+        "Plot speedup skipped", "Plot throughput skipped", "Plot startup skipped",
+        "Plot memory skipped", "Plot sweep skipped",
     }  # fmt: skip
     assert result.report_html.is_file()
 
