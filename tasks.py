@@ -413,6 +413,30 @@ def report(c: Context, run: str = "") -> None:
                   f"{run_dir / 'report.md'}")
 
 
+@task(help={"run": "Run id or folder (default: the newest run in results/).",
+            "workload": "Only this workload: its name (fib) or label (fib(n=27,tasks=8))."})
+def advise(c: Context, run: str = "", workload: str = "") -> None:
+    """The answer in a few lines: per workload, which model wins at how many workers, how
+    sure that is, and from what job size it pays off. Writes nothing."""
+    from rich.markup import escape
+
+    from gilbench.console import console
+    from gilbench.report import newest_run
+    from gilbench.report.run import advise_run
+
+    conf = settings(c)
+    with user_errors():
+        run_dir = _run_dir(conf, run) if run else newest_run(conf["results_dir"])
+        advice = advise_run(run_dir, workload or None)
+    console.print(f"[bold]{escape(advice.run_id)}[/bold]" + (
+        f"  [yellow]{escape(advice.partial)}[/yellow]" if advice.partial else ""))
+    for headline in advice.headlines:
+        console.print(escape(headline.replace("; ", ";\n    ")))
+    if advice.warnings:
+        console.print(f"[yellow]! {len(advice.warnings)} warning(s) about these numbers: "
+                      "`invoke report` writes them with the detail.[/yellow]")
+
+
 @task(
     positional=["run_a", "run_b"],
     help={"run_a": "The baseline run (id or folder).", "run_b": "The run compared with it."},
@@ -657,7 +681,7 @@ def reproduce(c: Context, source: str, allow_drift: bool = False) -> None:
         raise Exit(code=1)
 
 
-ns = Collection(build, doctor, experiment, report, compare, export, test, all_,
+ns = Collection(build, doctor, experiment, report, advise, compare, export, test, all_,
                 bench_lab, reproduce)
 ns.configure({"gilbench": DEFAULTS})
 

@@ -138,6 +138,41 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     return ReportResult(run.run_dir, paths, headlines + findings, warnings, summary.frame, partial)
 
 
+@dataclass
+class Advice:
+    """The decision of a run in a few sentences, for the terminal (`invoke advise`)."""
+
+    run_id: str
+    headlines: list[str]  # one per workload and python, as the report's Decision section
+    warnings: list[str]  # one line per concern, as the report's Warnings
+    partial: str = ""
+
+
+def _workload_name(label: str) -> str:
+    return label.partition("(")[0]
+
+
+def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
+    """The decision per workload (only `workload`, by name or label, when given), computed
+    from the records; writes nothing. ReportError when there is nothing to decide."""
+    run = load_run(Path(run_dir))
+    summary = summarize(run)
+    found = decide(summary)
+    if workload:
+        known = sorted({str(w) for w in summary.frame["workload_label"].unique()})
+        found = [d for d in found if workload in (d.workload, _workload_name(d.workload))]
+        if not found:
+            names = ", ".join(sorted({_workload_name(k) for k in known}))
+            raise ReportError(f"Workload {workload!r} has no decision in run {run.run_id}; "
+                              f"its workloads are {names}.")
+    if not found:
+        raise ReportError(f"Run {run.run_id} has no workload with ok sequential and parallel "
+                          "records to decide on; `invoke report` lists what failed.")
+    return Advice(run.run_id, [d.headline for d in found],
+                  run.warnings + summary.notes + unstable_warnings(summary.frame),
+                  run.completeness.sentence(run.run_id))
+
+
 def newest_run(results_dir: Path) -> Path:
     """The run folder under results_dir that started last (by manifest, then by name)."""
     try:
