@@ -258,13 +258,16 @@ def _ci(low: float, high: float) -> str:
     return "" if math.isnan(low) or low == high else f" (95% CI {low:.2f}-{high:.2f})"
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker" if count == 1 else f"{count} workers"
+
+
 def _speedup_headline(workload: str, python: str, winners: pd.DataFrame,
                       models: pd.DataFrame) -> str:
     """One sentence: the best cell, its runner-up's verdict, threads, and the break-even."""
     top = winners.sort_values(["speedup", "workers"], ascending=[False, True]).iloc[0]
     sentence = (f"{workload} on {python}: {top['winner']} {_x(top['speedup'])} at "
-                f"{top['workers']} worker{'s' if top['workers'] != 1 else ''}"
-                f"{_ci(top['ci_low'], top['ci_high'])}")
+                f"{_workers(top['workers'])}{_ci(top['ci_low'], top['ci_high'])}")
     marks = [m for m, on in (("unstable", top["unstable"]), ("busy host", top["busy_host"]))
              if on]
     sentence += "".join(f", {m}" for m in marks)
@@ -273,12 +276,16 @@ def _speedup_headline(workload: str, python: str, winners: pd.DataFrame,
     named = {top["winner"], top["runner_up"]}
     threads = models[(models["model"] == THREADS) & ~models["model_label"].isin(named)]
     if len(threads):
-        sentence += f"; threads {_x(threads.iloc[0]['speedup'])}"
+        best = threads.iloc[0]
+        at = f" at {_workers(best['workers'])}" if best["workers"] != top["workers"] else ""
+        sentence += f"; threads {_x(best['speedup'])}{at}"
     payoff = models[models["model_label"] == top["winner"]]
     if len(payoff):
         be: BreakEven = payoff.iloc[0]["vs_sequential"]
+        needs = payoff.iloc[0]["vs_sequential_workers"]
+        at = f" (at {_workers(needs)})" if pd.notna(needs) and needs != top["workers"] else ""
         sentence += {
-            "above": f"; it pays off for jobs longer than {duration(be.seconds)} of work",
+            "above": f"; it pays off for jobs longer than {duration(be.seconds)} of work{at}",
             "always": "; it pays off for any job size",
             "never": "; it never pays off end to end",
             "below": f"; it pays off only for jobs shorter than {duration(be.seconds)}",

@@ -92,3 +92,30 @@ def test_dom_holds_the_plots_as_embedded_pngs(
         assert source.startswith(prefix)
         assert base64.b64decode(source[len(prefix) :], validate=True).startswith(PNG_SIGNATURE)
     assert "Key findings" in dom and "Provenance" in dom
+
+
+REAL_RUN = Path(__file__).resolve().parents[2] / "results" / "20261125T145112Z-707d"
+
+
+def test_real_report_screenshot_is_not_blank_and_leads_with_the_decision(
+    chromium: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The committed 2-core run, reported afresh and shot by Chromium: the first screen
+    holds the decision tables (text and rules, not a blank page), every plot below it."""
+    run = Path(shutil.copytree(REAL_RUN, tmp_path / REAL_RUN.name,
+                               ignore=shutil.ignore_patterns("report.*", "summary.*", "plots")))
+    html = report_run(run).report_html
+    assert html.read_text().index("<h2>Decision</h2>") < html.read_text().index("Key findings")
+    shot = tmp_path / "report-screenshot.png"
+    _chromium(chromium, tmp_path, f"--screenshot={shot}", f"--window-size=1280,{HEIGHT}",
+              html.as_uri())
+    with capsys.disabled():
+        print(f"\nChromium screenshot of {run.name}/report.html: {shot}")
+    pixels = mpimg.imread(shot)[..., :3]
+    first_screen = pixels[:1000]
+    assert (first_screen.mean(axis=2) < 0.9).mean() > 0.03  # text and table rules: not blank
+    assert np.unique((first_screen * 255).astype(np.uint8).reshape(-1, 3), axis=0).shape[0] > 50
+    # every plot made it to the screen: tab10 blue and orange (series and builds) are there
+    for colour in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):
+        close = np.abs((pixels * 255).astype(int) - np.array(colour)).max(axis=2) <= 3
+        assert close.sum() > 500, colour
