@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from gilbench import backends, baseimage, engine, smoke, spawn
+from gilbench import backends, baseimage, buildlog, engine, smoke, spawn
 from gilbench.buildspec import (
     BUILD_SCHEMA_VERSION,
     IMAGE_REPO,
@@ -215,6 +215,7 @@ class DockerBuilder(Builder):
     def _docker_build(
         self, spec: BuildSpec, source: Source, tag: str, clock: PhaseClock, log_path: Path
     ) -> None:
+        log_start = _log_size(log_path)
         with tempfile.TemporaryDirectory(prefix="gilbench-ctx-") as ctx, log_path.open("a") as log:
             for name in RECIPE_FILES:
                 shutil.copy2(DOCKER_DIR / name, ctx)
@@ -245,7 +246,7 @@ class DockerBuilder(Builder):
                 for line in lines:
                     clock.feed(line)
         if error:
-            raise _failed(clock, error, log_path)
+            raise _failed(clock, error, log_path, log_start)
 
     def _remove(self, tag: str) -> None:
         with contextlib.suppress(docker.errors.ImageNotFound):
@@ -329,6 +330,7 @@ class NativeBuilder(Builder):
                *spec.configure_args]
         env = {**os.environ, "JOBS": str(self.jobs), "BUILD_DIR": str(self.build_dir(spec)),
                "SOURCE_DATE_EPOCH": str(source_date_epoch(source.path))}
+        log_start = _log_size(log_path)
         with log_path.open("a") as log, script_process(cmd, env) as proc:
             assert proc.stdout is not None
             last = ""
@@ -338,14 +340,29 @@ class NativeBuilder(Builder):
                 clock.feed(line.rstrip("\n"))
                 last = line.strip() or last
         if proc.returncode != 0:
-            raise _failed(clock, last, log_path)
+            raise _failed(clock, last, log_path, log_start)
 
 
-def _failed(clock: PhaseClock, error: str, log_path: Path) -> GilbenchError:
+def _log_size(log_path: Path) -> int:
+    """Where this build's part of the (appended-to) log starts."""
+    return log_path.stat().st_size if log_path.exists() else 0
+
+
+def _failed(clock: PhaseClock, error: str, log_path: Path, log_start: int = 0) -> GilbenchError:
+    """The build's failure as one sentence: the failing PGO training test cases and the
+    cause where the recipe's report in this build's part of the log names them, else the
+    last line of output."""
     phase = clock.current or "setup"
+    try:
+        with log_path.open("rb") as log:
+            log.seek(log_start)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        text = ""
+    training = buildlog.training_failure(text)
+    detail = training.describe() if training is not None else error[-200:]
     return GilbenchError(
-        f"The CPython build failed during {phase} ({error[-200:]}); "
-        f"the full log is {log_path}."
+        f"The CPython build failed during {phase} ({detail}); the full log is {log_path}."
     )
 
 
