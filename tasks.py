@@ -107,19 +107,25 @@ class _HelpKeepsDashH(Task):
         "without the layer cache) and compare the installed files; prints a table and "
         "writes JSON (default: the cache's logs folder).",
         "output": "Where --check-reproducible writes its JSON report.",
+        "check": "Then run CPython's own tests for what gilbench measures (the version's "
+        "sub-interpreter suites, test_threading and test_multiprocessing_forkserver subsets) "
+        "on the build, new or existing, and store the result on its record; exits non-zero "
+        "naming the failing tests (the build is kept, marked failed).",
     },
 )
 def build(
     c: Context, python: str = "", variant: str = "", configure_arg: list[str] | None = None,
     source: str = "", backend: str = "", base_image: str = "", jobs: str = "",
     rebuild: bool = False, check_reproducible: bool = False, output: str = "",
+    check: bool = False,
 ) -> None:
     """Build CPython from pinned, verified sources (PGO by default); a no-op if built.
 
     With --source the tarball decides the version; a --python that disagrees with it is
     refused. Flags that move where CPython installs (--prefix, --libdir, ...) are refused.
+    --check runs CPython's own tests on the build (about a minute on 2 cores).
     """
-    from gilbench.build import BuildOptions, run_build
+    from gilbench.build import BuildOptions, check_log_path, run_build
     from gilbench.console import PhaseProgress, console
 
     conf = settings(c)
@@ -136,8 +142,11 @@ def build(
             source_cache=conf["source_cache"], base_image=base_image or conf["base_image"],
             extra_args=tuple(configure_arg or ()),
             source=Path(source).expanduser().absolute() if source else None, jobs=make_jobs,
-            rebuild=rebuild,
+            rebuild=rebuild, check=check,
         )
+        if check and check_reproducible:
+            raise GilbenchError("--check and --check-reproducible are separate runs; give "
+                                "one of them.")
     if check_reproducible:
         from gilbench import reprocheck
 
@@ -160,15 +169,52 @@ def build(
                       f"(log: {result.log_path})")
     console.print(f"  CPython {record['version']} ({record['variant']}), sha256 "
                   f"{record['sha256'][:16]}…, CONFIG_ARGS: {record['config_args']}")
+    if check:
+        _show_selfcheck(record["selfcheck"], str(where), check_log_path(conf["cache_dir"], record))
 
 
-@task
-def doctor(c: Context) -> None:
-    """Check this host: Docker engine, disk, cores, load, governor, base-image tools."""
+def _show_selfcheck(result: dict[str, Any], where: str, log: Path | None) -> None:
+    """The self-check as a table; a failure exits 1 with one sentence naming the tests."""
+    from gilbench import selfcheck
+    from gilbench.console import console
+    from gilbench.doctor import selfcheck_table
+
+    console.print(selfcheck_table(result))
+    console.print(f"  command: {result.get('command')}" + (f"  (output: {log})" if log else ""),
+                  markup=False)
+    if result["status"] != "passed":
+        raise Exit(f"error: {selfcheck.failure_sentence(result, where)}", code=1)
+
+
+@task(help={
+    "python": "Check this interpreter instead of the host: a build ('3.13.5', "
+    "'3.13/freethreaded') or the path of a native python; runs CPython's own tests for "
+    "what gilbench measures and prints a table.",
+    "backend": f"Where a --python build is looked up: {backends.help_text()}.",
+    "jobs": "Parallel test processes for --python (regrtest -j; default: all cores).",
+})
+def doctor(c: Context, python: str = "", backend: str = "", jobs: str = "") -> None:
+    """Check this host: Docker engine, disk, cores, load, governor, base-image tools.
+
+    With --python, check that interpreter instead: its own test suites (sub-interpreters,
+    test_threading and test_multiprocessing_forkserver subsets); exits 1 if any fails.
+    It only reports: `invoke build --check` stores the result on a build.
+    """
     from gilbench.console import console
     from gilbench.doctor import run_all
 
     conf = settings(c)
+    if python:
+        from gilbench.doctor import check_python
+
+        with user_errors():
+            test_jobs = _int_flag(jobs, "jobs", "2") if jobs else None
+            target, result, log = check_python(python, backend or conf["backend"],
+                                               conf["variant"], conf["cache_dir"], test_jobs)
+        where = target.image or target.executable
+        console.print(f"CPython's own tests on {target.label} ({where})", markup=False)
+        _show_selfcheck(result, where, log)
+        return
     checks = run_all(conf["cache_dir"], conf["source_cache"])
     colours = {"ok": "green", "warn": "yellow", "fail": "red"}
     for check in checks:

@@ -1,14 +1,16 @@
 """`invoke build`: resolve the version and variant, verify the source, then build (or
-reuse) it with the chosen backend, smoke-check it and record its provenance."""
+reuse) it with the chosen backend, smoke-check it and record its provenance; with
+--check, run CPython's own tests on it (gilbench/selfcheck.py) and record those too."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from gilbench import backends, sources
+from gilbench import backends, selfcheck, sources
 from gilbench.builders import Builder
 from gilbench.buildspec import (
     BuildResult,
@@ -43,6 +45,9 @@ class BuildOptions:
     # Only find an existing build; a missing one is an error, never a build (bench-lab
     # checks this before it times `invoke build` as a no-op).
     reuse_only: bool = False
+    # Run CPython's own tests for what gilbench measures (gilbench/selfcheck.py) on the
+    # build, new or existing, and store the result on its record (`invoke build --check`).
+    check: bool = False
 
 
 def get_builder(options: BuildOptions) -> Builder:
@@ -86,7 +91,8 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
     if not options.rebuild and (existing := builder.find(spec)) is not None:
         clock.stop()
         log_path.unlink(missing_ok=True)
-        return BuildResult(existing, reused=True, log_path=None)
+        result = BuildResult(existing, reused=True, log_path=None)
+        return _checked(result, builder, options, on_event) if options.check else result
     if options.reuse_only:
         clock.stop()
         log_path.unlink(missing_ok=True)
@@ -98,7 +104,33 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
         given = sources.fetch(release, options.source_cache)
     record = builder.build(spec, given, clock, log_path)
     clock.stop()
-    record_dir = options.cache_dir / "builds"
+    _write_record(options.cache_dir, record)
+    result = BuildResult(record, reused=False, log_path=log_path)
+    return _checked(result, builder, options, on_event) if options.check else result
+
+
+def _write_record(cache_dir: Path, record: dict[str, Any]) -> None:
+    record_dir = cache_dir / "builds"
     record_dir.mkdir(parents=True, exist_ok=True)
-    (record_dir / f"{spec.name}.json").write_text(json.dumps(record, indent=2))
-    return BuildResult(record, reused=False, log_path=log_path)
+    (record_dir / f"{record['name']}.json").write_text(json.dumps(record, indent=2))
+
+
+def check_log_path(cache_dir: Path, record: dict[str, Any]) -> Path:
+    """Where regrtest's output of a build's self-check goes."""
+    return cache_dir / "logs" / f"selfcheck-{record['name']}.log"
+
+
+def _checked(result: BuildResult, builder: Builder, options: BuildOptions,
+             on_event: EventSink) -> BuildResult:
+    """Run the self-check on a finished build and store the result on its record; a
+    failed check keeps the build, marked failed (the caller decides the exit status)."""
+    clock = PhaseClock(on_event)
+    clock.start("self-check")
+    target = backends.get(result.record["backend"]).target(result.record)
+    check = selfcheck.run(target, options.jobs, check_log_path(options.cache_dir, result.record))
+    record = {**result.record, "selfcheck": check}
+    clock.start("record")
+    builder.store(record)
+    _write_record(options.cache_dir, record)
+    clock.stop()
+    return replace(result, record=record)

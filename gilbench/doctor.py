@@ -1,4 +1,5 @@
-"""`invoke doctor`: small best-effort checks, one per concern, each with a way out."""
+"""`invoke doctor`: small best-effort checks, one per concern, each with a way out; with
+--python, CPython's own tests against that interpreter (gilbench/selfcheck.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gilbench import engine, hostinfo, topology
+from gilbench.errors import GilbenchError
 from gilbench.paths import dir_problem
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from gilbench.targets import Target
 
 
 @dataclass(frozen=True)
@@ -176,3 +183,49 @@ def run_all(cache_dir: Path, source_cache: Path) -> list[Check]:
         lambda: check_source_cache(source_cache),
     ]
     return checks + [check() for check in more]
+
+
+def check_python(spec: str, backend: str, variant: str, cache_dir: Path,
+                 jobs: int | None = None) -> tuple[Target, dict[str, Any], Path | None]:
+    """CPython's own tests against one interpreter: a build (docker image or native
+    prefix) or a path. Only reports: `invoke build --check` stores a result on a build."""
+    import re
+    from datetime import UTC, datetime
+
+    from gilbench import selfcheck, targets
+
+    if jobs is not None and jobs < 1:
+        raise GilbenchError(f"--jobs {jobs} must be at least 1, e.g. --jobs 2.")
+    target = targets.resolve(spec, backend, variant, cache_dir)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", target.label)
+    # regrtest's output is kept where the cache allows; the check runs either way.
+    log = (cache_dir / "logs" / f"selfcheck-doctor-{name}-{stamp}.log"
+           if dir_problem(cache_dir) is None else None)
+    return target, selfcheck.run(target, jobs, log), log
+
+
+def selfcheck_table(result: dict[str, Any]) -> Table:
+    """A self-check result as a short table: a row per suite, then the totals."""
+    from rich import box
+    from rich.table import Table
+
+    colours = {"passed": "green", "failed": "red", "missing": "yellow", "skipped": "yellow"}
+    table = Table(title=f"CPython's own tests: {result['status']} "
+                  f"({result.get('python_version')}, -j{result.get('jobs')}, "
+                  f"{result.get('seconds')} s)", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="* a subset of the suite (gilbench/selfcheck.py names it)")
+    table.add_column("suite", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=7)
+    for header in ("tests", "passed", "failed", "skipped"):
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    for suite in result["suites"]:
+        colour = colours.get(suite["status"], "white")
+        counts = ([str(suite[key]) for key in ("tests", "passed", "failed", "skipped")]
+                  if suite["status"] != "missing" else ["-"] * 4)
+        table.add_row(suite["name"] + (" *" if suite.get("match") else ""),
+                      f"[{colour}]{suite['status']}[/{colour}]", *counts)
+    totals = result["totals"]
+    table.add_row("total", result["status"],
+                  *(str(totals[key]) for key in ("tests", "passed", "failed", "skipped")))
+    return table

@@ -327,3 +327,43 @@ def test_a_docker_run_reproduces_from_its_archive(
     outcome = reproduce.judge(unpacked.run_dir, here)
     assert len(outcome.cells) == 2 and set(outcome.cells["verdict"]) <= set(reproduce.VERDICTS)
     assert (here / "reproduce.md").is_file()
+
+
+def test_check_records_cpythons_own_tests_on_the_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
+) -> None:
+    """Issue 10: `invoke build --check` on the image just built (the no-op path) runs
+    CPython's own tests in the sandbox and stores the result on the build: the image's
+    labels (same layers, same tag) and cache_dir/builds; a run's manifest carries it.
+    Last in this file: it changes the image's record, which the tests above compare."""
+    from gilbench import matrix, run, runfolder, selfcheck, targets
+
+    client = docker.from_env()
+    record = pgo_build[0].record
+    before = client.images.get(record["image"])
+    result = invoke("build", "--python", "3.13.5", f"--configure-arg={TEST_FLAG}", "--check",
+                    env={"GILBENCH_CACHE_DIR": str(cache)}, timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already built" in result.stdout and "test_threading *" in result.stdout
+    after = client.images.get(record["image"])
+    assert after.attrs["RootFS"]["Layers"] == before.attrs["RootFS"]["Layers"]
+    stored = json.loads(after.labels["org.gilbench.build"])
+    check = stored.pop("selfcheck")
+    assert stored == {k: v for k, v in record.items() if k != "selfcheck"}  # only that
+    assert (check["status"], check["where"], check["missing"]) == ("passed", "docker", [])
+    suites = {s["name"]: s for s in check["suites"]}
+    assert set(suites) == {s.name for s in selfcheck.SUITES["3.13"]}
+    assert all(s["status"] == "passed" and s["tests"] > 0 for s in suites.values()), suites
+    assert check["sandbox"]["read_only_rootfs"] is True
+    assert check["sandbox"]["pids_limit"] == 64 + selfcheck.PIDS_PER_JOB * check["jobs"]
+    assert check["command"].startswith("/opt/cpython/bin/python3 -m test -j")
+    on_disk = json.loads((cache / "builds" / f"{record['name']}.json").read_text())
+    assert on_disk["selfcheck"] == check
+    assert not client.images.list(filters={"label": "org.gilbench.owner"})  # no leftovers
+
+    target = targets._from_build(json.loads(after.labels["org.gilbench.build"]))
+    chosen = matrix.single_cell("threads", "io", [1], {}, {"ms": [5]}, 2, 0, 60.0)
+    run_dir = run.start(chosen, [target], tmp_path, run.Limits("0", "2g"), "test",
+                        lambda kind, payload: None)
+    manifest = runfolder.read_manifest(run_dir)
+    assert manifest.pythons[target.id]["build"]["selfcheck"] == check

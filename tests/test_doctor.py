@@ -67,3 +67,36 @@ def test_noise_check_sees_a_cpu_burner() -> None:
         burner.wait()
     assert check.name == "noise" and check.status == "warn", check
     assert "would be contended" in check.detail and check.fix
+
+
+def test_doctor_runs_cpythons_own_tests_on_312(python312: Path, tmp_path: Path) -> None:
+    """Issue 10: the sub-interpreter suites and the threading subset of the real 3.12.1;
+    its install lacks the test_multiprocessing_forkserver package, recorded as missing."""
+    result = invoke("doctor", "--python", str(python312),
+                    env={"GILBENCH_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.strip().startswith(("test_", "total"))}
+    for suite in ("test__xxsubinterpreters", "test__xxinterpchannels", "test_interpreters",
+                  "test_threading"):
+        assert rows[suite][-5] == "passed" and int(rows[suite][-4]) > 0, rows
+    forkserver = rows["test_multiprocessing_forkserver"]
+    has_forkserver = (python312.parent.parent / "lib" / "python3.12" / "test" /
+                      "test_multiprocessing_forkserver").is_dir()
+    assert forkserver[1] == ("passed" if has_forkserver else "missing"), rows
+    assert rows["total"][0] == "passed" and " -m test -j" in result.stdout
+
+
+def test_doctor_runs_cpythons_own_tests_on_313(python313: Path, tmp_path: Path) -> None:
+    result = invoke("doctor", "--python", str(python313),
+                    env={"GILBENCH_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.strip().startswith(("test_", "total"))}
+    for suite in ("test__interpreters", "test__interpchannels", "test_interpreters"):
+        assert rows[suite][0] == "passed" and int(rows[suite][1]) > 0, rows
+    for suite in ("test_threading", "test_multiprocessing_forkserver"):
+        assert rows[suite][0] == "*" and rows[suite][1] == "passed", rows  # subsets
+    assert rows["total"][0] == "passed" and int(rows["total"][1]) > 400
+    log = next((tmp_path / "logs").glob("selfcheck-doctor-*.log"))
+    assert "Result: SUCCESS" in log.read_text()
