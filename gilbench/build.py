@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gilbench import backends, selfcheck, sources
+from gilbench import backends, selfcheck, signatures, sources
 from gilbench.builders import Builder
 from gilbench.buildspec import (
     BuildResult,
@@ -102,6 +102,9 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
     if given is None:
         clock.start("fetch")
         given = sources.fetch(release, options.source_cache)
+    # An unsigned or unchecked tarball still builds (the lock's SHA-256 held), but says so.
+    if (note := signatures.warning(given.signature)) is not None:
+        on_event("warning", note)
     record = builder.build(spec, given, clock, log_path)
     clock.stop()
     _write_record(options.cache_dir, record)

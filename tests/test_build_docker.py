@@ -63,6 +63,9 @@ def test_pgo_build_really_applied_the_flags(
     record = result.record
     assert not result.reused
     assert record["version"] == "3.13.5" and record["source_verified"]
+    # python.org's own OpenPGP signature, checked against the pinned release manager's key
+    assert record["signature"]["status"] == "good", record["signature"]
+    assert record["signature"]["fingerprint"] == "7169605F62C751356D054A26A821E680E5FA6305"
     assert "'--enable-optimizations'" in record["config_args"]
     assert f"'{TEST_FLAG}'" in record["config_args"]
     assert record["smoke"]["subinterpreters_module"] == "_interpreters"
