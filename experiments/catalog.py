@@ -148,6 +148,29 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
+# A user workload (`module:function`, experiments/userwork.py) looks to the rest of the lab
+# like a catalog entry: this one, whatever its name. Its params are the function's keyword
+# arguments, any names and any scalar values; `tasks` is the lab's as everywhere.
+USER_WORKLOAD: dict[str, Any] = {
+    "kind": "user",
+    "description": "your function, called with the params as keyword arguments",
+    "size": None,
+    "params": {"tasks": 8},
+}
+
+
+def is_user_workload(name: str) -> bool:
+    """A name with a ':' is `module:function`; the built-in names have none."""
+    return ":" in name
+
+
+def workload_entry(name: str) -> dict[str, Any] | None:
+    """The catalog entry of a workload (USER_WORKLOAD for any user one), or None."""
+    if name in WORKLOADS:
+        return WORKLOADS[name]
+    return USER_WORKLOAD if is_user_workload(name) else None
+
+
 # Configurations CPython's documentation forbids but CPython does not refuse: they still
 # run (that they crash is a finding), and every record and plot of them names the rule.
 # model -> (the config values that make it, the rule in the documentation's words).
@@ -199,7 +222,9 @@ def model_config(model: str, given: dict[str, Any]) -> dict[str, Any]:
 
 def workload_params(workload: str, given: dict[str, Any]) -> dict[str, Any]:
     """The workload's full parameters: the given values over the defaults."""
-    return {**WORKLOADS[workload]["params"], **given}
+    entry = workload_entry(workload)
+    assert entry is not None, f"unknown workload {workload!r}"
+    return {**entry["params"], **given}
 
 
 def validate_cell(spec: dict[str, Any]) -> list[str]:
@@ -227,8 +252,11 @@ def validate_cell(spec: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"'model_config.{key}' must be one of {axes[key]['values']}, got {value!r}."
                 )
-    if workload not in WORKLOADS:
-        problems.append(f"'workload' {workload!r} is unknown; known: {', '.join(WORKLOADS)}.")
+    if is_user_workload(workload):
+        problems += _user_params(workload, spec["workload_params"])
+    elif workload not in WORKLOADS:
+        problems.append(f"'workload' {workload!r} is unknown; known: {', '.join(WORKLOADS)} "
+                        "(or your own as module:function).")
     else:
         defaults: dict[str, Any] = WORKLOADS[workload]["params"]
         for key, value in spec["workload_params"].items():
@@ -255,6 +283,28 @@ def validate_cell(spec: dict[str, Any]) -> list[str]:
         problems.append("'repetitions' must list non-negative integers.")
     if spec["timeout_s"] <= 0:
         problems.append(f"'timeout_s' must be positive, got {spec['timeout_s']}.")
+    return problems
+
+
+def _user_params(workload: str, params: dict[str, Any]) -> list[str]:
+    """A user workload's params: keyword names, scalar values (JSON's), tasks a count."""
+    module, _, function = workload.rpartition(":")
+    problems: list[str] = []
+    if not (function.isidentifier() and module and all(
+            part.isidentifier() for part in module.split("."))):
+        problems.append(f"'workload' {workload!r} must look like module:function, e.g. "
+                        "mypkg.mod:work.")
+    for key, value in params.items():
+        if key == "tasks":
+            if not _is_int(value) or value < 1:
+                problems.append(f"'workload_params.tasks' must be an integer above 0, got "
+                                f"{value!r}.")
+        elif not key.isidentifier():
+            problems.append(f"'workload_params.{key}' is not a keyword argument name.")
+        elif not isinstance(value, str | int | float | bool) or (
+                isinstance(value, float) and (value != value or abs(value) == float("inf"))):
+            problems.append(f"'workload_params.{key}' must be a string, a finite number or a "
+                            f"boolean, got {value!r}.")
     return problems
 
 

@@ -78,12 +78,61 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
     }
 
 
+# Models whose results cross to the main interpreter pickled (a user workload's always are;
+# threads and sequential hand over the object itself).
+_PICKLED = {"processes": "to send it back from a worker process",
+            "subinterpreters": "to send it back from a sub-interpreter",
+            "interpreter-pool": "to send it back from a pool interpreter"}
+
+
+def _records_stream(cell: dict[str, Any]) -> Any:
+    """Where this cell's records go. Records are JSON lines on stdout, and a user's module
+    may print: for a user workload the records get a private copy of stdout and fd 1
+    becomes stderr, so whatever the user's code (or its worker processes and
+    sub-interpreters, which share or inherit fd 1) prints lands in the driver's log."""
+    if not catalog.is_user_workload(str(cell.get("workload", ""))):
+        return sys.stdout
+    sys.stdout.flush()
+    private = os.dup(1)  # not inheritable: spawned workers never get it
+    os.dup2(2, 1)
+    # Never closed: it lives as long as the cell process.
+    return open(private, "w", encoding="utf-8", closefd=True)
+
+
+def _user_setup(cell: dict[str, Any], model: str, params: dict[str, Any]) -> str:
+    """Make the user's code importable and compute the sequential result every task must
+    equal, once, in this main interpreter, before and outside any timed span. Returns
+    why the cell cannot run (every record is then invalid), or ''."""
+    from experiments import userwork
+
+    name = cell["workload"]
+    path = cell.get("user_path")
+    if not isinstance(path, str) or not path:
+        return f"the cell names no folder holding the code of the user workload {name}."
+    userwork.activate(path)
+    try:
+        expected = userwork.call(name, params)
+    except BaseException as exc:  # the user's exception, in the user's words
+        return describe(exc)
+    if model in _PICKLED:
+        import pickle
+
+        try:
+            pickle.dumps(expected)
+        except BaseException as exc:
+            return (f"the workload's result ({type(expected).__name__}) cannot be pickled, "
+                    f"which the {model} model needs {_PICKLED[model]}: {describe(exc)}")
+    userwork.expect(name, expected)
+    return ""
+
+
 def run_cell(cell: dict[str, Any]) -> None:
     reps: list[int] = list(cell.get("repetitions") or [])
+    out = _records_stream(cell)
     problems = catalog.validate_cell(cell)
     if problems:
         for rep in reps:
-            emit(make_record(cell, rep, "invalid", " ".join(problems)))
+            emit(make_record(cell, rep, "invalid", " ".join(problems)), out)
         return
     name = cell["model"]
     model = load(name)
@@ -96,25 +145,31 @@ def run_cell(cell: dict[str, Any]) -> None:
         reason = reason or f"model {name} needs Python {need[0]}.{need[1]} or later."
     if reason:
         for rep in reps:
-            emit(make_record(cell, rep, "unsupported", reason, **tags))
+            emit(make_record(cell, rep, "unsupported", reason, **tags), out)
         return
+    if catalog.is_user_workload(cell["workload"]):
+        problem = _user_setup(cell, name, params)
+        if problem:
+            for rep in reps:
+                emit(make_record(cell, rep, "invalid", problem, **tags), out)
+            return
     try:
         for _ in range(cell["warmups"]):
             measure(model, cell, config, params)
     except Exception as exc:  # a refused config fails the warmup the same way
         status = "crashed" if isinstance(exc, WorkerCrashed) else "invalid"
         for rep in reps:
-            emit(make_record(cell, rep, status, describe(exc), **tags))
+            emit(make_record(cell, rep, status, describe(exc), **tags), out)
         return
     for rep in reps:
         try:
             measured = measure(model, cell, config, params)
         except WorkerCrashed as exc:
-            emit(make_record(cell, rep, "crashed", describe(exc), **tags))
+            emit(make_record(cell, rep, "crashed", describe(exc), **tags), out)
         except Exception as exc:
-            emit(make_record(cell, rep, "invalid", describe(exc), **tags))
+            emit(make_record(cell, rep, "invalid", describe(exc), **tags), out)
         else:
-            emit(make_record(cell, rep, "ok", measurements=measured, **tags))
+            emit(make_record(cell, rep, "ok", measurements=measured, **tags), out)
 
 
 def _watch_parent(parent: int) -> None:

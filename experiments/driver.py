@@ -138,6 +138,27 @@ def run_cell(cell: dict[str, Any]) -> None:
         emit(_annotate(cell, make_record(cell, rep, status, message, **tags)))
 
 
+def _check_workload(path: str, name: str) -> str:
+    """Why user workload `name` cannot be imported and called here ('' when it can): the
+    host asks before a run starts. What its import prints goes to stderr, off the answer."""
+    from experiments import userwork
+    from experiments.failures import describe
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        userwork.activate(path)
+        userwork.load(name)
+    except BaseException as exc:  # the user's module: anything may come out of it
+        return describe(exc)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    return ""
+
+
 def _stop(*_: object) -> None:
     """SIGTERM, or the orchestrator gone: take the running cell down with the driver."""
     if _current is not None:
@@ -158,6 +179,9 @@ def main(argv: list[str]) -> int:
     if argv == ["--probe"]:
         print(json.dumps(probe()), flush=True)
         return 0
+    if len(argv) == 3 and argv[0] == "--check-workload":
+        print(json.dumps({"problem": _check_workload(argv[1], argv[2])}), flush=True)
+        return 0
     if len(argv) == 2 and argv[0] in ("--reference", "--cost"):
         # `invoke bench-lab`: the hand-written reference runs where the cells run (the same
         # container and limits), as its own program, not as part of the lab.
@@ -165,7 +189,7 @@ def main(argv: list[str]) -> int:
         os.execv(sys.executable, reference + ([argv[1]] if argv[0] == "--reference" else argv))
     if len(argv) != 1:
         sys.stderr.write("usage: python -E -s -m experiments.driver CELLS_FILE | --probe | "
-                         "--reference SPEC | --cost N\n")
+                         "--reference SPEC | --cost N | --check-workload PATH NAME\n")
         return 2
     signal.signal(signal.SIGTERM, _stop)
     threading.Thread(target=_watch_parent, daemon=True).start()

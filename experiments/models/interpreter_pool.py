@@ -38,7 +38,7 @@ import time
 from experiments import workloads
 from experiments.failures import WorkerError
 from experiments.models.phases import Phases
-from experiments.pool_tasks import INIT, ready_then_wait
+from experiments.pool_tasks import init_source, ready_then_wait
 from experiments.subinterp import pep734
 
 TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
@@ -144,7 +144,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         start = time.perf_counter()
         # exec(source, {}): picklable by reference, and a fresh namespace for its names.
         pool = pool_cls(max_workers=workers, initializer=exec,
-                        initargs=(INIT.format(events_fd=events_w, root=ROOT), {}))
+                        initargs=(init_source(events_w, ROOT, workload), {}))
         try:
             for n in range(workers):
                 state.gates.append(pool.submit(ready_then_wait, events_w, go_r))

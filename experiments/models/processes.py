@@ -48,6 +48,7 @@ def transport(config: dict[str, Any]) -> str | None:
 def _work(workload: str, params: dict[str, Any], count: int, conn: Connection) -> None:
     """The child's whole life: say ready, wait for go, run its share, report each result."""
     try:
+        workloads.prepare(workload)  # a user workload's import is start-up, before ready
         conn.send(("R", None))
         if conn.recv() != "G":
             return

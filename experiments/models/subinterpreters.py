@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from experiments import subinterp, wire, workloads
+from experiments import subinterp, workloads
 from experiments.failures import WorkerError, describe
 from experiments.models.phases import Phases, owner_of_each_task, split_tasks
 from experiments.subinterp import worker
@@ -144,7 +144,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
             if events.next() == b"E":
                 error = events.error_line()
             else:
-                results.append(wire.decode(adapter.get(out_q)))
+                results.append(workloads.decode_result(workload, adapter.get(out_q)))
         done = time.perf_counter()
     except Exception as exc:  # a failure on the main side (e.g. a queue refused an item)
         error = describe(exc)

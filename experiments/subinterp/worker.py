@@ -33,8 +33,15 @@ def serve(
     fds: dict[str, int],
     put: Callable[[Any], None],
     get: Callable[[], Any],
+    paths: list[str] | None = None,
 ) -> None:
     params = wire.loads(params_json)
+    if paths:  # a user workload: its code's folder, as the main interpreter has it
+        from experiments import userwork
+
+        for path in paths:
+            userwork.activate(path)
+    workloads.prepare(workload)  # its import is start-up, before ready
     os.write(fds["events"], b"R")
     if os.read(fds["go"], 1) != b"G":
         return
@@ -43,7 +50,7 @@ def serve(
         if workloads.needs_payload(workload):
             os.read(fds["inbox"], 1)  # a payload is on the queue now
             payload = get()
-        put(wire.encode(workloads.run_task(workload, params, payload)))
+        put(workloads.encode_result(workload, workloads.run_task(workload, params, payload)))
         os.write(fds["events"], b"D")
     os.read(fds["release"], 1)
 
@@ -62,7 +69,7 @@ try:
         sys.path.insert(0, {root!r})
 {prelude}
     from experiments.subinterp import worker as _worker
-    _worker.serve({workload!r}, {params!r}, {count!r}, {fds!r}, _put, _get)
+    _worker.serve({workload!r}, {params!r}, {count!r}, {fds!r}, _put, _get, {paths!r})
 except BaseException as _exc:
     import os as _os
     _text = f"{{type(_exc).__name__}}: {{_exc}}"
@@ -76,7 +83,13 @@ def source(
 ) -> str:
     """The script a worker interpreter runs; it reports even an import failure."""
     indented = "\n".join("    " + line for line in prelude.splitlines())
+    paths: list[str] = []
+    if ":" in workload:  # a user workload (experiments/userwork.py); imported only then
+        from experiments import userwork
+
+        paths = userwork.search_path()
     return SOURCE.format(
+        paths=paths,
         root=root,
         prelude=indented,
         workload=workload,
