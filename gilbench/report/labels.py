@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from experiments import catalog
+
 EMPTY = "-"
 
 
@@ -26,6 +28,9 @@ def format_mapping(mapping: Any) -> str:
 
 
 _ABSENT = object()
+# Axes that name the variant even when a run has only one value ("subinterpreters(gil=own)");
+# other choices (create, api) appear only when they vary or differ from their default.
+ALWAYS_NAMED = ("gil", "start_method")
 
 
 def short_configs(model_configs: list[tuple[str, Any]]) -> dict[tuple[str, str], str]:
@@ -33,7 +38,8 @@ def short_configs(model_configs: list[tuple[str, Any]]) -> dict[tuple[str, str],
 
     The host expands configs with every default (seven sub-interpreter flags), which makes
     labels unreadable. Keep, per model, the keys whose values differ between that model's
-    configs in the run, plus choice-valued keys (gil, start_method) that name the variant.
+    configs in the run, the keys that name the variant (gil, start_method), and other
+    choices set away from their default.
     """
     by_model: dict[str, list[dict[str, Any]]] = {}
     for model, config in model_configs:
@@ -47,10 +53,13 @@ def short_configs(model_configs: list[tuple[str, Any]]) -> dict[tuple[str, str],
             key for key in keys
             if len({json.dumps(c.get(key, _ABSENT), default=str) for c in configs}) > 1
         }  # fmt: skip
+        axes = catalog.MODELS.get(model, {}).get("config", {})
         for config in configs:
             kept = {
                 key: value for key, value in config.items()
-                if key in varying or not isinstance(value, bool | None)
+                if key in varying or key in ALWAYS_NAMED or (
+                    not isinstance(value, bool | None)
+                    and value != axes.get(key, {}).get("default", _ABSENT))
             }  # fmt: skip
             short[(model, format_mapping(config))] = format_mapping(kept)
     return short
