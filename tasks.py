@@ -262,10 +262,14 @@ def _int_list(text: str, flag: str) -> list[int]:
         "python (repeatable; default: the matrix's pythons, else gilbench.python).",
         "backend": f"Where builds are looked up: {backends.help_text()} (default: "
         "gilbench.backend).",
-        "model": "Single-cell run: the execution model (sequential, threads, processes, "
-        "subinterpreters, interpreter-pool).",
-        "workload": "Single-cell run: the workload (fib, nbody, io, alloc, mixed, transfer, "
-        "startup).",
+        "model": "Single-cell run: the execution model, or several separated by commas "
+        "(sequential, threads, processes, subinterpreters, interpreter-pool).",
+        "workload": "Single-cell run: the workload (fib, nbody, io, alloc, mixed, hash, "
+        "compress, transfer, startup), or your own function as module:function or "
+        "path/to/file.py:function (--param values become its keyword arguments).",
+        "requirements": "A pip requirements file your workload needs: installed into a venv "
+        "made from each native python (cached), recorded in the manifest; not for Docker "
+        "images.",
         "workers": "Single-cell run: worker counts, e.g. 1,2,4 (default 1,2).",
         "config": "Single-cell run: a model setting, e.g. gil=own,shared (repeatable).",
         "param": "Single-cell run: a workload parameter, e.g. n=25 (repeatable).",
@@ -297,6 +301,7 @@ def experiment(
     resume: str | None = None, cpuset: str | None = None, memory: str | None = None,
     retry_contended: str | None = None, target_ci: str | None = None,
     max_repetitions: str | None = None, cell_budget: str | None = None,
+    requirements: str | None = None,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -319,7 +324,7 @@ def experiment(
               "--timeout": timeout, "--resume": resume, "--cpuset": cpuset,
               "--memory": memory, "--retry-contended": retry_contended,
               "--target-ci": target_ci, "--max-repetitions": max_repetitions,
-              "--cell-budget": cell_budget,
+              "--cell-budget": cell_budget, "--requirements": requirements,
               "--python": "" if any(not p.strip() for p in python or []) else None}
     empty = [flag for flag, value in values.items() if value is not None and not value.strip()]
     if empty:
@@ -343,7 +348,7 @@ def experiment(
         if resume:
             _refuse_given(
                 {"--matrix": matrix is not None, "--python": python, "--backend": backend,
-                 "--model": model, "--workload": workload,
+                 "--model": model, "--workload": workload, "--requirements": requirements,
                  "--retry-contended": retry_contended, **sampling, **cell_flags},
                 "cannot be given with --resume, which finishes a run with the matrix, cells "
                 "and pythons it started with; drop {them}, or start a new run without "
@@ -362,7 +367,8 @@ def experiment(
                         "matrix or one cell from flags; drop one of them."
                     )
                 chosen = matrices.single_cell(
-                    model, workload, _int_list(workers or "1,2", "workers"),
+                    [m.strip() for m in model.split(",")], workload,
+                    _int_list(workers or "1,2", "workers"),
                     _axes(config or [], "config"), _axes(param or [], "param"),
                     _int_flag(repetitions, "repetitions", "5") if repetitions else 5,
                     _int_flag(warmups, "warmups", "1") if warmups else 1,
@@ -398,6 +404,12 @@ def experiment(
                                 conf["cache_dir"])
                 for spec in specs
             ]
+            extra: dict[str, Any] = {}
+            if requirements:
+                from gilbench import userwork
+
+                resolved, extra["requirements"] = userwork.with_requirements(
+                    resolved, Path(requirements).expanduser().absolute(), conf["cache_dir"])
             # The memory limit is applied by Docker only: a run of native pythons has none
             # unless --memory asks for one (which run.start refuses, rather than record it).
             if not memory and not any(
@@ -405,7 +417,7 @@ def experiment(
                 limits = run.Limits(limits.cpuset, None)
             with RunProgress() as progress:
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
-                                    progress)
+                                    progress, extra=extra)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
     return run_dir
 

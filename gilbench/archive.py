@@ -5,7 +5,8 @@ One gzip-compressed tar holding, under one top folder `<run-id>.gilbench/`
 
 - `EXPORT.json`: what the archive is (kind, schema_version) and, per python, whether the
   archive can rebuild it;
-- `run/`: the run folder as runfolder reads it (manifest, records, report outputs);
+- `run/`: the run folder as runfolder reads it (manifest, records, report outputs), with
+  `run/userwork/`, the code of its user workloads, checked against the manifest's sha256;
 - `experiments/`: the target code that measured the run (its hash is the manifest's);
 - `recipes/<name>/`: the build recipe of every python that gilbench built from a recipe
   this checkout still has, with its build record and version-lock entry;
@@ -185,6 +186,33 @@ def _experiments(run_dir: Path, manifest: runfolder.Manifest) -> tuple[dict[str,
     )
 
 
+def _user_workload_files(manifest: runfolder.Manifest, files: dict[str, bytes],
+                         where: str) -> dict[str, bytes]:
+    """The files of each user workload the manifest names, checked against its sha256."""
+    from gilbench.userwork import tree_hash
+
+    chosen: dict[str, bytes] = {}
+    for name, entry in manifest.user_workloads.items():
+        listed = entry.get("files") if isinstance(entry, dict) else None
+        mine = {path: files[path] for path in listed or [] if path in files}
+        if not listed or len(mine) != len(listed) or tree_hash(mine) != entry.get("sha256"):
+            raise GilbenchError(
+                f"{where}: the code of the user workload {name} is missing or no longer "
+                "hashes to the manifest's sha256, so it is not the code that ran; restore it, "
+                "or rerun the experiment.")
+        chosen.update(mine)
+    return chosen
+
+
+def _user_code(run_dir: Path, manifest: runfolder.Manifest) -> dict[str, bytes]:
+    """The run's copy of its user workloads' code (run/userwork/ in the archive)."""
+    if not manifest.user_workloads:
+        return {}
+    folder = runfolder.user_code(run_dir)
+    files = _tree_files(folder) if folder is not None else {}
+    return _user_workload_files(manifest, files, f"Run {manifest.run_id}")
+
+
 def _lock_entry(build: dict[str, Any]) -> dict[str, Any]:
     """The version lock's entry for the build's version, as docker/versions.toml has it."""
     from gilbench.versions import Lock
@@ -327,6 +355,8 @@ def export_run(run_dir: Path, out: Path | None = None) -> Exported:
         f"{RUN}/{name}": data for name, data in _run_files(run_dir).items()}
     tree, origin = _experiments(run_dir, manifest)
     members.update({f"{EXPERIMENTS}/{name}": data for name, data in tree.items()})
+    members.update({f"{RUN}/{runfolder.USER_CODE}/{name}": data
+                    for name, data in _user_code(run_dir, manifest).items()})
     matrix_text = manifest.matrix.get("text")
     if isinstance(matrix_text, str):
         members[MATRIX] = matrix_text.encode()
@@ -394,6 +424,7 @@ class _Scan:
 def _keep(name: str) -> bool:
     return (name in (EXPORT, SUMS, f"{RUN}/{runfolder.MANIFEST}")
             or (name.startswith(f"{EXPERIMENTS}/") and name.endswith(".py"))
+            or name.startswith(f"{RUN}/{runfolder.USER_CODE}/")
             or name.startswith(f"{RECIPES}/"))
 
 
@@ -556,6 +587,10 @@ def _check_contents(archive: Path, scan: _Scan, export: dict[str, Any]) -> str:
             f"{archive} is refused: its experiments/ tree does not hash to the run's "
             f"experiments_hash ({manifest.experiments_hash[:12]}), so it is not the code that "
             "measured the run; nothing was unpacked.")
+    prefix = f"{RUN}/{runfolder.USER_CODE}/"
+    _user_workload_files(manifest, {name[len(prefix):]: data for name, data in
+                                    scan.kept.items() if name.startswith(prefix)},
+                         f"{archive} is refused (nothing was unpacked)")
     for python_id, info in export["pythons"].items():
         if not (isinstance(info, dict) and info.get("rebuildable")):
             continue

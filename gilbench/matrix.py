@@ -13,6 +13,10 @@
     [workloads.fib]                 # one table per workload; list values are axes
     n = 27
 
+    [workloads."mymod:work"]        # a user workload (gilbench/userwork.py): module:function
+    size = [100, 1000]              # or "path/to/file.py:function", relative to this file;
+                                    # every key but `tasks` is a keyword argument
+
     [[exclude]]                     # drop cells matching every key given
     model = "processes"
     workers = 4
@@ -50,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import catalog
+from gilbench import userwork
 from gilbench.errors import GilbenchError
 from gilbench.paths import MATRICES_DIR
 
@@ -263,6 +268,9 @@ def _axes_tables(
         raise GilbenchError(f"{where}: '{key}' must be a non-empty table, e.g. [{key}.NAME].")
     tables: dict[str, dict[str, list[Any]]] = {}
     for name, axes in value.items():
+        if field_name == "params" and userwork.is_spec(name):
+            tables[name] = _user_axes(where, key, name, axes)
+            continue
         if name not in known:
             raise GilbenchError(
                 f"{where}: '{key}.{name}' is unknown; known: {', '.join(known)}."
@@ -282,6 +290,22 @@ def _axes_tables(
                     f"{where}: '{key}.{name}.{axis}' is not a {name} parameter; known: {allowed}."
                 )
     return tables
+
+
+def _user_axes(where: str, key: str, name: str, axes: Any) -> dict[str, list[Any]]:
+    """A user workload's table: any keyword names (its function's), scalar values or lists
+    of them (axes). The spec is resolved when the run starts (gilbench/userwork.py)."""
+    try:
+        userwork.parse(name)
+    except GilbenchError as exc:
+        raise GilbenchError(f"{where}: '{key}.{name}': {exc}") from None
+    if not isinstance(axes, dict):
+        raise GilbenchError(f"{where}: '{key}.{name}' must be a table.")
+    for axis in axes:
+        if not axis.isidentifier():
+            raise GilbenchError(f"{where}: '{key}.{name}.{axis}' is not a keyword argument "
+                                "name.")
+    return {axis: _as_list(values) for axis, values in axes.items()}
 
 
 def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -352,13 +376,25 @@ def with_retries(matrix: Matrix, retries: int) -> Matrix:
 
 
 def single_cell(
-    model: str, workload: str, workers: list[int], config: dict[str, list[Any]],
+    model: str | list[str], workload: str, workers: list[int], config: dict[str, list[Any]],
     params: dict[str, list[Any]], repetitions: int, warmups: int, timeout_s: float,
 ) -> Matrix:
-    """A matrix from command-line flags: `invoke experiment --model ... --workload ...`."""
-    data = {"models": {model: config}, "workloads": {workload: params}, "workers": workers,
-            "repetitions": repetitions, "warmups": warmups, "timeout_s": timeout_s}
+    """A matrix from command-line flags: `invoke experiment --model ... --workload ...`.
+    Several models (`--model threads,processes`) each take the --config keys they know."""
     where = "The command line (single-cell run)"
+    models = [model] if isinstance(model, str) else list(model)
+    if len(models) == 1:
+        model_tables = {models[0]: config}
+    else:
+        known = {m: catalog.MODELS[m]["config"] for m in models if m in catalog.MODELS}
+        orphans = [key for key in config if not any(key in axes for axes in known.values())]
+        if orphans and len(known) == len(models):
+            raise GilbenchError(f"{where}: --config {orphans[0]} is a setting of none of the "
+                                f"models {', '.join(models)}.")
+        model_tables = {m: {k: v for k, v in config.items() if k in known.get(m, config)}
+                        for m in models}
+    data = {"models": model_tables, "workloads": {workload: params}, "workers": workers,
+            "repetitions": repetitions, "warmups": warmups, "timeout_s": timeout_s}
     _timeout(where, timeout_s)  # before json.dumps, which would write NaN as a bare NaN
     text = json.dumps(data, sort_keys=True)
     return parse(data, name="command-line", text=text, where=where)

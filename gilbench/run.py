@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.records import make_record
-from gilbench import __version__, backends, hostinfo, runfolder, sampling
+from gilbench import __version__, backends, hostinfo, runfolder, sampling, userwork
 from gilbench.errors import GilbenchError, Interrupted
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR
@@ -116,6 +116,7 @@ def start(
             "run without a memory limit; drop --memory or run a Docker build."
         )
     labels = unique_labels(targets)
+    matrix, codes = resolve_user_workloads(matrix, targets)
     cells = expand(matrix, labels)
     run_id = runfolder.new_run_id()
     # A seeded shuffle: drift of the host over the run spreads over every model instead
@@ -142,12 +143,16 @@ def start(
         cells=cells,  # in the order they run
         limits={"cpuset": limits.cpuset, "memory": limits.memory},
         host=hostinfo.collect(),
+        user_workloads={code.name: code.manifest_entry() for code in codes},
         extra=dict(extra or {}),
     )
     run_dir = runfolder.create(results_dir, run_id)
     try:
         with runfolder.locked(run_dir):
             runfolder.save_harness(run_dir, EXPERIMENTS_DIR)
+            if codes:
+                runfolder.save_user_code(run_dir, {
+                    name: data for code in codes for name, data in code.files.items()})
             _execute(run_dir, manifest, targets, cells, limits, on_event, create=True)
     except BaseException as exc:
         if not (run_dir / runfolder.MANIFEST).exists():
@@ -160,6 +165,75 @@ def start(
                 ) from None
         raise
     return run_dir
+
+
+def resolve_user_workloads(matrix: Matrix, targets: list[Target]) -> tuple[
+        Matrix, list[userwork.UserCode]]:
+    """The matrix with each user workload spec replaced by its name (`module:function`),
+    and the code of each. File paths in a matrix file are relative to its folder; on the
+    command line, to the current directory. Modules are looked up as the target python
+    would (gilbench/userwork.py). One sentence, and nothing written, when one does not
+    resolve."""
+    specs = [name for name in matrix.workloads if userwork.is_spec(name)]
+    if not specs:
+        return matrix, []
+    base = matrix.path.parent if matrix.path is not None else None
+    natives = [t.executable for t in targets if t.kind == backends.NativeBackend.name]
+    codes: dict[str, userwork.UserCode] = {}
+    workloads: dict[str, dict[str, list[Any]]] = {}
+    for name, axes in matrix.workloads.items():
+        if not userwork.is_spec(name):
+            workloads[name] = axes
+            continue
+        code = userwork.resolve(name, base, natives)
+        other = codes.get(code.name)
+        if other is not None and other.origin != code.origin:
+            raise GilbenchError(
+                f"The workloads {other.spec!r} and {code.spec!r} are both imported as "
+                f"{code.module} ({other.origin} and {code.origin}); rename one of the files.")
+        clash = [c for c in codes.values() if c.origin != code.origin and set(c.files) & set(
+            code.files)]
+        if clash:
+            raise GilbenchError(
+                f"The workloads {clash[0].spec!r} and {code.spec!r} come from different "
+                f"places ({clash[0].origin} and {code.origin}) under one module name; rename "
+                "one of them.")
+        codes[code.name] = code
+        workloads.setdefault(code.name, {}).update(axes)
+    return replace(matrix, workloads=workloads), list(codes.values())
+
+
+def _check_user_code(run_dir: Path, manifest: runfolder.Manifest) -> None:
+    """A resumed run must import the user code it started with, unchanged."""
+    if not manifest.user_workloads:
+        return
+    folder = runfolder.user_code(run_dir)
+    files = userwork.read_tree(folder) if folder is not None else {}
+    for name, entry in manifest.user_workloads.items():
+        mine = {path: data for path, data in files.items()
+                if path in set(entry.get("files") or [])}
+        if folder is None or userwork.tree_hash(mine) != entry.get("sha256"):
+            raise GilbenchError(
+                f"Run {manifest.run_id}'s copy of the code of {name} "
+                f"({run_dir / runfolder.USER_CODE}) no longer hashes to the manifest's sha256, "
+                "so a resume would measure other code; restore it, or start a new run.")
+
+
+def _ship_user_code(runner: Runner, run_dir: Path, manifest: runfolder.Manifest,
+                    label: str) -> None:
+    """Put the user code where this runner's python imports it, and check there that every
+    user workload imports and is callable, before any cell runs."""
+    folder = runfolder.user_code(run_dir)
+    if not manifest.user_workloads or folder is None:
+        return
+    runner.ship_user_code(folder)
+    for name in manifest.user_workloads:
+        problem = runner.check_workload(name)
+        if problem:
+            raise GilbenchError(
+                f"The workload {name} cannot be loaded by {label} "
+                f"({problem}); fix the module, or install what it imports into that python "
+                "(--requirements FILE for a native one).")
 
 
 def plan_rounds(cells: list[dict[str, Any]], batch: int) -> list[tuple[int, list[dict[
@@ -213,6 +287,7 @@ def resume(run_dir: Path, cpuset: str | None, memory: str | None, on_event: RunE
                 f"Run {manifest.run_id} ran with cpuset {stored.cpuset!r} and {ran_with}; "
                 "resume it without --cpuset/--memory so the rest matches."
             )
+        _check_user_code(run_dir, manifest)
         if manifest.experiments_hash != experiments_hash():
             raise GilbenchError(
                 f"experiments/ changed since run {manifest.run_id} started, so its records "
@@ -249,6 +324,7 @@ def _execute(
                 runner = stack.enter_context(runner_for(target, run_dir, limits, most))
                 probe = runner.probe()
                 _check_probe(target, probe)
+                _ship_user_code(runner, run_dir, manifest, _labelled(target, probe).label)
                 if not create:
                     _check_same_python(target, manifest.pythons[target.id]["probe"], probe)
                 runners[target.id] = runner

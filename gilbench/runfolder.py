@@ -37,6 +37,7 @@ from gilbench.errors import GilbenchError
 
 MANIFEST = "manifest.json"
 HARNESS = "harness"  # the run's copy of experiments/
+USER_CODE = "userwork"  # the run's copy of the user workloads' code (gilbench/userwork.py)
 RECORDS = "records.jsonl"
 LOCK = "run.lock"
 MANIFEST_SCHEMA_VERSION = 1
@@ -126,7 +127,7 @@ def newest(results_dir: Path) -> Path:
 
 
 # What a run folder holds before its manifest exists (while the pythons are probed).
-_STARTING = {"driver.log", LOCK, "cells-pending.jsonl", HARNESS}
+_STARTING = {"driver.log", LOCK, "cells-pending.jsonl", HARNESS, USER_CODE}
 
 
 def _remove_debris(results_dir: Path) -> None:
@@ -174,6 +175,26 @@ def save_harness(run_dir: Path, experiments_dir: Path) -> None:
         raise _disk_error(exc, run_dir, "copying the harness") from None
 
 
+def save_user_code(run_dir: Path, files: dict[str, bytes]) -> Path:
+    """The user workloads' code (path under USER_CODE -> bytes), written like the harness:
+    before the manifest, which names each workload's files and sha256."""
+    folder = run_dir / USER_CODE
+    try:
+        for name, data in sorted(files.items()):
+            copy = folder / name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(data)
+    except OSError as exc:
+        raise _disk_error(exc, run_dir, "copying the user workloads' code") from None
+    return folder
+
+
+def user_code(run_dir: Path) -> Path | None:
+    """The run's copy of its user workloads' code, if it has any."""
+    path = run_dir / USER_CODE
+    return path if path.is_dir() else None
+
+
 def harness(run_dir: Path) -> Path | None:
     """The run's copy of experiments/, if it has one (runs before this version do not)."""
     path = run_dir / HARNESS / "experiments"
@@ -203,6 +224,9 @@ class Manifest:
     # --target-ci runs: cell_id -> {"stop": reason or None, "repetitions", "ci_half_width",
     # "elapsed_s"} (gilbench.sampling); empty for fixed repetitions.
     sampling: dict[str, Any] = field(default_factory=dict)
+    # User workloads (gilbench/userwork.py): name -> {"spec", "kind", "module", "function",
+    # "origin", "files", "sha256"}; their code is in USER_CODE. Absent when none ran.
+    user_workloads: dict[str, Any] = field(default_factory=dict)
     schema_version: int = MANIFEST_SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -211,6 +235,8 @@ class Manifest:
         extra = data.pop("extra")
         if not data["sampling"]:  # fixed repetitions: the manifest stays as it was
             del data["sampling"]
+        if not data["user_workloads"]:  # only built-in workloads: likewise
+            del data["user_workloads"]
         return {"schema_version": data.pop("schema_version"), **data, **extra}
 
     @classmethod
@@ -285,7 +311,7 @@ _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
     "run_id": str, "started_at": str, "finished_at": (str, type(None)), "resumed_at": list,
     "tool_version": str, "experiments_hash": str, "command": str, "matrix": dict,
     "order": dict, "cells": list, "limits": dict, "backend": dict, "host": dict,
-    "pythons": dict, "sampling": dict, "schema_version": int,
+    "pythons": dict, "sampling": dict, "user_workloads": dict, "schema_version": int,
 }  # fmt: skip
 
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 DRIVER = ["-E", "-s", "-m", "experiments.driver"]
 CONTAINER_LAB = "/tmp/gilbench-lab"
+USER_CODE_DIR = "userwork"  # in the lab: the user workloads' code
 OWNER_LABEL = "org.gilbench.owner"
 # An interpreter that has not printed its probe by then never will (a real one takes
 # well under a second; a cold container start a few).
@@ -69,6 +70,8 @@ class Runner(ABC):
     def __init__(self, target: Target, log_path: Path) -> None:
         self.target = target
         self.log_path = log_path
+        # Where this runner's target imports user workloads' code from (ship_user_code).
+        self.user_path: str | None = None
 
     def __enter__(self) -> Runner:
         return self
@@ -133,7 +136,28 @@ class Runner(ABC):
             tail = []
         return tail[0] if tail else ""
 
+    def ship_user_code(self, folder: Path) -> None:
+        """Make the run's copy of the user workloads' code importable by the target: a
+        native python reads the run folder itself."""
+        self.user_path = str(folder.resolve())
+
+    def check_workload(self, name: str) -> str:
+        """Why the target python cannot import and call user workload `name` ('' if it
+        can), in a driver process of its own, before any cell runs."""
+        assert self.user_path is not None, "ship_user_code first"
+        lines = list(self.driver_lines(["--check-workload", self.user_path, name]))
+        answers = [line for line in lines if line.startswith("{")]
+        try:
+            answer = json.loads(answers[-1])
+        except (IndexError, json.JSONDecodeError):
+            return f"the check ended without an answer ({self._log_tail() or 'no output'})"
+        return str(answer.get("problem") or "") if isinstance(answer, dict) else "no answer"
+
     def run_cells(self, cells: list[dict[str, Any]]) -> Iterator[str]:
+        # The user code's folder is where this runner put it: not part of the cell's
+        # identity (the manifest's cells do not carry it).
+        if self.user_path is not None:
+            cells = [{**cell, "user_path": self.user_path} for cell in cells]
         payload = "".join(json.dumps(cell) + "\n" for cell in cells).encode()
         return self.driver_lines([], payload)
 
@@ -437,6 +461,14 @@ class DockerRunner(Runner):
                 f"({tail[0] if tail else f'exit status {code}'}); rebuild the image with "
                 "`invoke build`."
             )
+
+    def ship_user_code(self, folder: Path) -> None:
+        """Into the container's lab, beside the harness (the run folder is not mounted)."""
+        from gilbench.userwork import read_tree
+
+        self._copy_in({f"{USER_CODE_DIR}/{name}": data
+                       for name, data in read_tree(folder).items()})
+        self.user_path = f"{CONTAINER_LAB}/{USER_CODE_DIR}"
 
     def describe(self) -> dict[str, Any]:
         """The container as Docker reports it (docker inspect), sandbox included."""
