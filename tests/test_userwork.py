@@ -45,8 +45,8 @@ def _cli(cwd: Path, results: Path, *args: str, env: dict[str, str] | None = None
     """`invoke -r REPO ARGS` from the user's own folder, as the README says (the script:
     `python -m invoke` would put the user's folder first on the tooling's own sys.path)."""
     return subprocess.run(
-        [str(Path(sys.executable).parent / "invoke"), "-r", str(REPO), *args], cwd=cwd, capture_output=True,
-        text=True, timeout=600, check=False,
+        [str(Path(sys.executable).parent / "invoke"), "-r", str(REPO), *args], cwd=cwd,
+        capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "INVOKE_GILBENCH_RESULTS_DIR": str(results), **(env or {})})
 
 
