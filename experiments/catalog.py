@@ -171,6 +171,12 @@ def workload_entry(name: str) -> dict[str, Any] | None:
     return USER_WORKLOAD if is_user_workload(name) else None
 
 
+def workload_kind(name: str) -> str:
+    """The workload's kind ("cpu", "io", "user", ...), or "" for a name nothing knows."""
+    entry = workload_entry(name)
+    return str(entry["kind"]) if entry else ""
+
+
 # Configurations CPython's documentation forbids but CPython does not refuse: they still
 # run (that they crash is a finding), and every record and plot of them names the rule.
 # model -> (the config values that make it, the rule in the documentation's words).

@@ -297,12 +297,12 @@ def _artefact(row: pd.Series) -> str:
 
 def cpu_bound(workload: object) -> bool:
     """Workloads that need a core per busy worker (waiting ones can outnumber the cores)."""
-    kind = catalog.WORKLOADS.get(str(workload), {}).get("kind")
-    return kind in ("cpu", "cpu-nogil", "alloc", "transfer")
+    # A user workload ("user") may wait as much as it computes, so it is not assumed to.
+    return catalog.workload_kind(str(workload)) in ("cpu", "cpu-nogil", "alloc", "transfer")
 
 
 def _is_io(workload: object) -> bool:
-    return bool(catalog.WORKLOADS.get(str(workload), {}).get("kind") == "io")
+    return catalog.workload_kind(str(workload)) == "io"
 
 
 def _add_relative_columns(

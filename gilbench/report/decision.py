@@ -118,7 +118,7 @@ def clear_break_even(cell: pd.Series, startup_s: float, reference: pd.Series | N
 
 def is_startup(workload: object) -> bool:
     """Workloads whose point is the cost of workers: their speedup means nothing."""
-    return bool(catalog.WORKLOADS.get(str(workload), {}).get("kind") == "startup")
+    return catalog.workload_kind(str(workload)) == "startup"
 
 
 def _cost(row: pd.Series) -> float:

@@ -7,10 +7,10 @@ import math
 
 import pandas as pd
 
-from experiments import catalog
 from experiments.records import STATUSES
 from gilbench.report import stats
 from gilbench.report.aggregate import SEQUENTIAL, Summary
+from gilbench.report.decision import is_startup
 
 
 def plural(count: int, noun: str) -> str:
@@ -21,13 +21,8 @@ def times(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}x"
 
 
-def _is_startup(workload: object) -> bool:
-    """Workloads whose point is the cost of workers, not the speed of tasks."""
-    return bool(catalog.WORKLOADS.get(str(workload), {}).get("kind") == "startup")
-
-
 def _startup_mask(table: pd.DataFrame) -> pd.Series:
-    return table["workload"].astype("string").map(_is_startup).astype(bool)
+    return table["workload"].astype("string").map(is_startup).astype(bool)
 
 
 def _artefacts(table: pd.DataFrame) -> pd.Series:
@@ -52,7 +47,7 @@ def _best_sentences(summary: Summary) -> list[str]:
     sentences = []
     table = summary.frame
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
-        if _is_startup(group["workload"].iloc[0]) or group["python"].nunique() < 2:
+        if is_startup(group["workload"].iloc[0]) or group["python"].nunique() < 2:
             continue
         ranked = group[group["rel_throughput"].notna() & ~_artefacts(group)].sort_values(
             "rel_throughput", ascending=False
