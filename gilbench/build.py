@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gilbench import backends, selfcheck, signatures, sources
+from gilbench import backends, packages, selfcheck, signatures, sources
 from gilbench.builders import Builder
 from gilbench.buildspec import (
     BuildResult,
@@ -87,7 +87,8 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
     log_path = log_dir / f"build-{version}-{variant.name}-{stamp}.log"
     clock = PhaseClock(on_event)
     base = builder.prepare(clock, log_path)
-    spec = BuildSpec(version, sha256, variant.name, args, recipe_hash(), base)
+    spec = BuildSpec(version, sha256, variant.name, args, recipe_hash(), base,
+                     packages.digest(variant))
     if not options.rebuild and (existing := builder.find(spec)) is not None:
         clock.stop()
         log_path.unlink(missing_ok=True)
@@ -99,6 +100,10 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
         raise GilbenchError(f"CPython {version} [{variant.name}] is not built with "
                             f"{builder.name} here; `invoke build` makes it.")
 
+    if (pinned := packages.requirements(variant)) is not None:
+        clock.start("fetch-packages")
+        builder.wheels = packages.wheels(variant, options.cache_dir)
+        builder.package_pins = packages.pins(pinned)
     if given is None:
         clock.start("fetch")
         given = sources.fetch(release, options.source_cache)

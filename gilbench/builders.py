@@ -46,6 +46,10 @@ REPRO_MEASURES = (
     "ar deterministic mode (ARFLAGS=rcsD)",
 )
 DOCKER_BUILD_DIR = "/usr/src/cpython"
+# pip on the built python, from verified local wheels only: no index, no dependencies
+# (each pin lists everything), no .pyc written (a byte-stable build).
+PIP_OFFLINE = ("--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
+               "--disable-pip-version-check")
 
 def script_process(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     """How the native builder starts the build script: default signals (gilbench.spawn:
@@ -85,6 +89,10 @@ class Builder(ABC):
         self.cache_dir = cache_dir
         self.jobs = jobs or os.cpu_count() or 2
         self.no_cache = False  # build every step again (a rebuild)
+        # The variant's pinned pure-Python packages: verified wheels, installed after
+        # CPython, and their pins for the record (gilbench/packages.py).
+        self.wheels: list[Path] = []
+        self.package_pins: list[dict[str, str]] = []
 
     @abstractmethod
     def is_available(self) -> bool: ...
@@ -132,6 +140,7 @@ class Builder(ABC):
             "phases": clock.durations,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "smoke": info,
+            "packages": self.package_pins,
             **extra,
         }
 
@@ -249,6 +258,9 @@ class DockerBuilder(Builder):
             for name in RECIPE_FILES:
                 shutil.copy2(DOCKER_DIR / name, ctx)
             shutil.copyfile(source.path, Path(ctx) / "Python.tar.xz")
+            (Path(ctx) / "wheels").mkdir()  # empty unless the variant adds packages
+            for wheel in self.wheels:
+                shutil.copy2(wheel, Path(ctx) / "wheels")
             clock.start("image-setup")
             stream = self.client.api.build(
                 path=ctx, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
@@ -326,8 +338,17 @@ class NativeBuilder(Builder):
         prefix.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._run_script(spec, source, prefix, clock, log_path)
-            clock.start("smoke-check")
             python = prefix / "bin" / "python3"
+            if self.wheels:
+                clock.start("packages")
+                out = subprocess.run([str(python), "-m", "pip", "install", *PIP_OFFLINE,
+                                      *map(str, self.wheels)],
+                                     capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    raise GilbenchError(
+                        f"Installing {', '.join(w.name for w in self.wheels)} into the build "
+                        f"failed ({out.stderr.strip()[-300:]}); it was discarded.")
+            clock.start("smoke-check")
             out = subprocess.run(
                 [str(python), "-c", smoke.SCRIPT], capture_output=True, text=True, check=False
             )

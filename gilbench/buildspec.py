@@ -84,10 +84,14 @@ class BuildSpec:
     configure_args: tuple[str, ...]
     recipe_hash: str
     base: str  # docker: base image id; native: the host toolchain
+    packages: str = ""  # the hash of the variant's pinned packages (gilbench/packages.py)
 
     @property
     def digest(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if not self.packages:  # so builds without packages keep the names they had
+            del fields["packages"]
+        canonical = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property

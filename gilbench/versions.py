@@ -58,6 +58,12 @@ class Variant:
     configure_args: tuple[str, ...]
     min_version: tuple[int, int] = (3, 12)
     description: str = ""
+    max_version: tuple[int, int] | None = None
+    # Why the variant needs those versions, for the one-sentence refusal.
+    versions_why: str = ""
+    # A hash-pinned requirements file in docker/: pure-Python wheels installed into the
+    # build after CPython (downloaded and verified on the host; the build needs no network).
+    packages: str = ""
 
 
 # Each variant spells its configure flags out; extra flags are appended by the user.
@@ -72,6 +78,17 @@ VARIANTS: dict[str, Variant] = {
             ("--enable-optimizations", "--disable-gil"),
             min_version=(3, 13),
             description="PGO, free-threaded (PEP 703)",
+            versions_why="--disable-gil does not exist before 3.13",
+        ),
+        Variant(
+            "pgo-pep734",
+            ("--enable-optimizations",),
+            min_version=(3, 13),
+            max_version=(3, 13),
+            description="PGO + the PEP 734 backport (interpreters-pep-734)",
+            versions_why="the backport needs 3.13's _interpreters, and 3.14 has PEP 734 in "
+            "its standard library",
+            packages="backport-requirements.txt",
         ),
         # Not a product variant: a plain -O build without PGO, for fast tests of the
         # build machinery itself.
@@ -186,11 +203,15 @@ def resolve_variant(name: str, version: str) -> Variant:
         raise GilbenchError(
             f"Unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}."
         )
-    if version_key(version)[:2] < variant.min_version:
-        need = ".".join(map(str, variant.min_version))
+    minor = version_key(version)[:2]
+    low = ".".join(map(str, variant.min_version))
+    high = ".".join(map(str, variant.max_version)) if variant.max_version else ""
+    if minor < variant.min_version or (variant.max_version and minor > variant.max_version):
+        wanted = f"CPython {low}" if low == high else (
+            f"CPython {low} to {high}" if high else f"CPython {low} or newer")
         raise GilbenchError(
-            f"The {name} variant needs CPython {need} or newer (--disable-gil does not "
-            f"exist in {version}); use --python {need} or a newer version."
+            f"The {name} variant needs {wanted} ({variant.versions_why}), not {version}; "
+            f"use --python {low}."
         )
     return variant
 

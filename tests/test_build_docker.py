@@ -17,7 +17,7 @@ import pytest
 from gilbench.build import BuildOptions, run_build
 from gilbench.buildspec import IMAGE_REPO, STAGING_REPO, BuildResult
 from gilbench.errors import GilbenchError
-from tests.conftest import REPO, invoke
+from tests.conftest import REPO, invoke, require
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -41,6 +41,10 @@ def cache(tmp_path_factory: pytest.TempPathFactory, cpython_3135_tarball: Path) 
     cache = tmp_path_factory.mktemp("gilbench-cache")
     (cache / "sources").mkdir()
     shutil.copyfile(cpython_3135_tarball, cache / "sources" / "Python-3.13.5.tar.xz")
+    # python.org's signature beside it, as .ci/run fetches it: the build checks it.
+    signature = cpython_3135_tarball.with_name(cpython_3135_tarball.name + ".asc")
+    require(signature.is_file(), f"no signature at {signature} (.ci/run fetches it)")
+    shutil.copyfile(signature, cache / "sources" / "Python-3.13.5.tar.xz.asc")
     return cache
 
 
@@ -330,6 +334,54 @@ def test_a_docker_run_reproduces_from_its_archive(
     outcome = reproduce.judge(unpacked.run_dir, here)
     assert len(outcome.cells) == 2 and set(outcome.cells["verdict"]) <= set(reproduce.VERDICTS)
     assert (here / "reproduce.md").is_file()
+
+
+PEP734_MATRIX = """
+workers = [2]
+repetitions = 2
+warmups = 0
+timeout_s = 120
+[models.subinterpreters]
+api = "pep734"
+[models.interpreter-pool]
+[workloads.fib]
+n = 20
+tasks = 4
+"""
+
+
+def test_pep734_variant_installs_the_backport_and_its_models_run(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
+) -> None:
+    """Issue 10, item 4: `--variant pgo-pep734` is the pgo build plus the pinned PEP 734
+    backport; Docker's layer cache reuses the CPython layers just built (one more image,
+    not one more PGO build), and PEP 734's models run on it for real."""
+    from dataclasses import replace
+
+    from gilbench import matrix, packages, run, runfolder, targets
+    from gilbench.versions import VARIANTS
+
+    result = run_build(replace(options(cache), variant="pgo-pep734"), lambda kind, text: None)
+    record = result.record
+    assert record["variant"] == "pgo-pep734" and not result.reused
+    assert record["packages"] == packages.pins(packages.requirements(VARIANTS["pgo-pep734"]))
+    client = docker.from_env()
+    layers = client.images.get(record["image"]).attrs["RootFS"]["Layers"]
+    pgo_layers = client.images.get(pgo_build[0].record["image"]).attrs["RootFS"]["Layers"]
+    # Everything up to the packages step is the pgo image's own layers.
+    assert len(set(pgo_layers) - set(layers)) <= 2, (pgo_layers, layers)
+
+    target = targets._from_build(record)
+    (tmp_path / "pep734.toml").write_text(PEP734_MATRIX)
+    run_dir = run.start(matrix.load(str(tmp_path / "pep734.toml")), [target], tmp_path,
+                        run.Limits("0", "2g"), "test",
+                        lambda kind, payload: None)
+    records = runfolder.read_records(run_dir).records
+    assert records and all(r["status"] == "ok" for r in records), records
+    assert {r["api"].split(" (")[0] for r in records} == {
+        "interpreters_backport.interpreters",
+        "interpreters_backport.concurrent.futures.InterpreterPoolExecutor"}
+    client.images.remove(record["image"], force=True)
 
 
 def test_check_records_cpythons_own_tests_on_the_image(

@@ -1,6 +1,6 @@
 """Issue 10: the PEP 734 backport (interpreters-pep-734) as a real provider on real 3.13.
 
-A venv of the installed 3.13 gets exactly the pinned backport (tests/backport-requirements.txt,
+A venv of the installed 3.13 gets exactly the pinned backport (docker/backport-requirements.txt,
 by hash), and the real driver runs the PEP 734 paths on it: subinterpreters with
 `api = "pep734"` (the v314 adapter: concurrent.interpreters' API and Queue), transfer
 through it, and interpreter-pool. `ok` means the cell checked every result
@@ -19,7 +19,7 @@ from driver_runs import REPO, assert_well_formed, by_cell, cell, run_driver
 
 from tests.conftest import ok_or_creation_flake, require
 
-REQUIREMENTS = REPO / "tests" / "backport-requirements.txt"
+REQUIREMENTS = REPO / "docker" / "backport-requirements.txt"
 BACKPORT_API = "interpreters_backport.interpreters (PEP 734 backport 0.5.0)"
 PRIVATE = " + private _interpreters.create(config, reqrefs=True)"
 POOL_API = ("interpreters_backport.concurrent.futures.InterpreterPoolExecutor "
