@@ -739,8 +739,92 @@ def reproduce(c: Context, source: str, allow_drift: bool = False) -> None:
         raise Exit(code=1)
 
 
+@task(
+    name="k8s-manifest",
+    help={
+        "matrix": "Matrix name (experiments/matrices/NAME.toml) or path (default: "
+        "gilbench.matrix).",
+        "shards": "How many shards, one pod (Job completion index) each.",
+        "image": "The image `invoke build` made, pushed where the cluster pulls from, e.g. "
+        "registry.example.com/gilbench/cpython:3.12-pgo.",
+        "output": "Folder for job.yaml, networkpolicy.yaml, collect.sh and plan.json "
+        "(default: RESULTS/k8s/JOB-NAME).",
+        "memory": "Each pod's memory, request = limit (default 2Gi).",
+        "cpus": "Each pod's whole cores, request = limit (default: the matrix's largest "
+        "worker count).",
+        "parallelism": "Pods at once (default: every shard).",
+        "name": "The Job's name (default: gilbench-MATRIX-<hash>).",
+    },
+)
+def k8s_manifest(c: Context, shards: str = "", image: str = "", matrix: str = "",
+                 output: str = "", memory: str = "2Gi", cpus: str = "",
+                 parallelism: str = "", name: str = "") -> None:
+    """Write a Kubernetes Indexed Job running a matrix's shards, and collect.sh, which
+    turns the pods' logs into runs and merges them. Talks to no cluster."""
+    import shlex
+    import sys
+
+    from gilbench import k8s
+    from gilbench.console import console
+
+    conf = settings(c)
+    with user_errors():
+        if not shards or not image:
+            raise GilbenchError("k8s-manifest needs --shards N and --image IMAGE, e.g. "
+                                "--shards 4 --image registry.example.com/gilbench/cpython:3.12.")
+        options = k8s.Options(
+            matrix=matrix or conf["matrix"], shards=_int_flag(shards, "shards", "4"),
+            image=image.strip(), memory=memory,
+            cpus=_int_flag(cpus, "cpus", "4") if cpus else None,
+            parallelism=_int_flag(parallelism, "parallelism", "4") if parallelism else None,
+            name=name or None)
+        plan = k8s.plan(options, "invoke " + shlex.join(sys.argv[1:]))
+        folder = (Path(output).expanduser() if output
+                  else Path(conf["results_dir"]) / "k8s" / plan.name)
+        written = k8s.write(plan, folder)
+    cells = sum(len(run["cells"]) for run in plan.runs)
+    console.print(f"[green]wrote[/green] Job {plan.name}: {cells} cells in {plan.shards} "
+                  f"shards, {plan.cpus} cores and {plan.memory} per pod, "
+                  f"{written.configmaps} ConfigMaps", highlight=False)
+    for path in written.files:
+        console.print(f"  {path}", markup=False, highlight=False)
+    console.print(f"next: kubectl create -f {folder / 'job.yaml'}, then "
+                  f"{folder / 'collect.sh'} once it completed", markup=False, highlight=False)
+
+
+@task(
+    name="import-records",
+    help={
+        "plan": "The plan.json that `invoke k8s-manifest` wrote.",
+        "shard": "Which shard, 1..N (the pod's JOB_COMPLETION_INDEX + 1).",
+        "log": "That pod's output (`kubectl logs POD > FILE`).",
+    },
+)
+def import_records(c: Context, plan: str, shard: str, log: str) -> None:
+    """Turn one Kubernetes pod's output into the run folder of its shard (collect.sh
+    calls this for every index); what is missing is said, not fatal: merge names it."""
+    from gilbench import k8s
+    from gilbench.console import console
+
+    conf = settings(c)
+    with user_errors():
+        chosen = k8s.read_plan(Path(plan).expanduser())
+        index = _int_flag(shard, "shard", "1")
+        try:
+            text = Path(log).expanduser().read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise GilbenchError(f"--log {log} cannot be read ({exc.strerror or exc}); give "
+                                "the file `kubectl logs` wrote.") from None
+        ensure_dir(conf["results_dir"], "results folder",
+                   "gilbench.results_dir (invoke.yaml or INVOKE_GILBENCH_RESULTS_DIR)")
+        imported = k8s.import_shard(chosen, index, text, Path(conf["results_dir"]))
+    colour = "green" if not (imported.missing or imported.exit_status) else "yellow"
+    console.print(f"[{colour}]{imported.sentence(index, chosen.shards)}[/{colour}]",
+                  highlight=False)
+
+
 ns = Collection(build, doctor, experiment, report, advise, compare, export, test, all_,
-                bench_lab, reproduce)
+                bench_lab, reproduce, k8s_manifest, import_records)
 ns.configure({"gilbench": DEFAULTS})
 
 # `gilbench TASK` once installed (pip install .): the same tasks, from any folder.
