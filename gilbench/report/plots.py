@@ -42,7 +42,10 @@ FigureFunction = Callable[[pd.DataFrame, str], Figure]
 MAX_SERIES = 6
 
 
-def _colours(labels: list[str]) -> dict[str, tuple[float, float, float, float]]:
+Colour = tuple[float, float, float, float]  # RGBA, as colormaps give them
+
+
+def _colours(labels: list[str]) -> dict[str, Colour]:
     cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     return {label: cmap(i % cmap.N) for i, label in enumerate(sorted(labels))}
 
@@ -166,6 +169,20 @@ def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
+def _bar_groups(ax: Axes, models: list[str], series: list[tuple[str, Colour, list[float]]],
+                title: str, ylabel: str) -> None:
+    """One group of bars per model, one bar per (label, colour, values) series."""
+    width = 0.8 / len(series)
+    for offset, (label, colour, values) in enumerate(series):
+        ax.bar(np.arange(len(models)) + offset * width, values, width=width, color=colour,
+               label=label)
+    ax.set_xticks(np.arange(len(models)) + width * (len(series) - 1) / 2)
+    ax.set_xticklabels(models, rotation=30, ha="right", fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+
+
 def throughput_figure(data: pd.DataFrame, title: str) -> Figure:
     """Absolute tasks/s per model (its best worker count) and python, one panel per
     workload: a free-threaded build's slower sequential shows, which speedups hide."""
@@ -177,22 +194,16 @@ def throughput_figure(data: pd.DataFrame, title: str) -> Figure:
     pythons = sorted(rows["python_label"].astype(str).unique())
     colours = _colours(pythons)
     figure, axes = _figure(len(workloads))
-    width = 0.8 / len(pythons)
     for ax, workload in zip(axes, workloads, strict=True):
         panel = _readable_series(rows[rows["workload_label"] == workload], "throughput_median")
         best = panel.groupby(["model_label", "python_label"], observed=True)[
             "throughput_median"].max()
         models = sorted(panel["model_label"].astype(str).unique(),
                         key=lambda m: (m != SEQUENTIAL, m))
-        for offset, python in enumerate(pythons):
-            values = [best.get((m, python), np.nan) for m in models]
-            ax.bar(np.arange(len(models)) + offset * width, values, width=width,
-                   color=colours[python], label=python)
-        ax.set_xticks(np.arange(len(models)) + width * (len(pythons) - 1) / 2)
-        ax.set_xticklabels(models, rotation=30, ha="right", fontsize="small")
-        ax.set_title(workload, fontsize="medium")
-        ax.set_ylabel("tasks/s (median, best worker count)")
-        ax.grid(alpha=0.3, axis="y")
+        _bar_groups(ax, models, [
+            (python, colours[python], [best.get((m, python), np.nan) for m in models])
+            for python in pythons
+        ], workload, "tasks/s (median, best worker count)")
     figure.suptitle(title)
     _legend(figure, axes)
     return figure
@@ -247,23 +258,16 @@ def memory_figure(data: pd.DataFrame, title: str) -> Figure:
     worker_counts = sorted(points["workers"].astype(int).unique())
     colours = _colours([str(w) for w in worker_counts])
     figure, axes = _figure(len(pythons))
-    width = 0.8 / len(worker_counts)
     for ax, python in zip(axes, pythons, strict=True):
         panel = points[points["python_label"] == python]
         models = sorted(panel["model_label"].astype(str).unique())
-        for offset, workers in enumerate(worker_counts):
-            values = [
+        _bar_groups(ax, models, [
+            (_workers(workers), colours[str(workers)], [
                 panel.loc[(panel["model_label"] == m) & (panel["workers"] == workers),
                           "extra_rss_per_worker_kb"].sum(min_count=1) / 1024
                 for m in models
-            ]  # fmt: skip
-            ax.bar(np.arange(len(models)) + offset * width, values, width=width,
-                   color=colours[str(workers)], label=_workers(workers))  # fmt: skip
-        ax.set_xticks(np.arange(len(models)) + width * (len(worker_counts) - 1) / 2)
-        ax.set_xticklabels(models, rotation=30, ha="right", fontsize="small")
-        ax.set_title(python, fontsize="medium")
-        ax.set_ylabel("extra peak RSS per worker, MiB")
-        ax.grid(alpha=0.3, axis="y")
+            ]) for workers in worker_counts
+        ], python, "extra peak RSS per worker, MiB")
     figure.suptitle(title)
     _legend(figure, axes)
     return figure
