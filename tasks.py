@@ -291,6 +291,9 @@ def _int_list(text: str, flag: str) -> list[int]:
         "max_repetitions": "With --target-ci: the most repetitions per cell (default 50).",
         "cell_budget": "With --target-ci: seconds each cell may take before it stops "
         "(default 120).",
+        "shard": "Run only shard I of N of the matrix's cells, I from 1 to N, e.g. 2/3: a "
+        "deterministic split balanced by expected cost; run every shard (anywhere), then "
+        "`invoke merge` them.",
     },
 )
 def experiment(
@@ -301,7 +304,7 @@ def experiment(
     resume: str | None = None, cpuset: str | None = None, memory: str | None = None,
     retry_contended: str | None = None, target_ci: str | None = None,
     max_repetitions: str | None = None, cell_budget: str | None = None,
-    requirements: str | None = None,
+    requirements: str | None = None, shard: str | None = None,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -314,7 +317,7 @@ def experiment(
     import sys
 
     from gilbench import matrix as matrices
-    from gilbench import run, targets
+    from gilbench import run, shards, targets
     from gilbench.console import RunProgress, console
 
     # None: not given. An empty value was given by mistake (`--resume ""` would otherwise
@@ -325,6 +328,7 @@ def experiment(
               "--memory": memory, "--retry-contended": retry_contended,
               "--target-ci": target_ci, "--max-repetitions": max_repetitions,
               "--cell-budget": cell_budget, "--requirements": requirements,
+              "--shard": shard,
               "--python": "" if any(not p.strip() for p in python or []) else None}
     empty = [flag for flag, value in values.items() if value is not None and not value.strip()]
     if empty:
@@ -349,7 +353,8 @@ def experiment(
             _refuse_given(
                 {"--matrix": matrix is not None, "--python": python, "--backend": backend,
                  "--model": model, "--workload": workload, "--requirements": requirements,
-                 "--retry-contended": retry_contended, **sampling, **cell_flags},
+                 "--retry-contended": retry_contended, "--shard": shard, **sampling,
+                 **cell_flags},
                 "cannot be given with --resume, which finishes a run with the matrix, cells "
                 "and pythons it started with; drop {them}, or start a new run without "
                 "--resume",
@@ -358,6 +363,7 @@ def experiment(
             with RunProgress() as progress:
                 run.resume(run_dir, cpuset or None, memory or None, progress)
         else:
+            chosen_shard = shards.parse(shard) if shard else None
             if model or workload:
                 if not (model and workload):
                     raise GilbenchError("A single-cell run needs both --model and --workload.")
@@ -417,7 +423,7 @@ def experiment(
                 limits = run.Limits(limits.cpuset, None)
             with RunProgress() as progress:
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
-                                    progress, extra=extra)
+                                    progress, extra=extra, shard=chosen_shard)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
     return run_dir
 
@@ -550,6 +556,53 @@ def export(c: Context, run: str, output: str = "", format: str = "gilbench") -> 
                       markup=False)
     if exported.partial:
         console.print(exported.partial, style="bold yellow", markup=False)
+
+
+@task(
+    positional=["runs"],
+    help={"runs": "Two or more runs (ids or folders) separated by commas: the shards of one "
+                  "matrix, or the same matrix on several hosts (more after --, space-separated).",
+          "output": "The merged run's name in the results folder, or a path (default: a new "
+                    "run id).",
+          "allow_mixed": "Merge runs of different matrices or harnesses anyway; the merged "
+                         "manifest records what differed."},
+)
+def merge(c: Context, runs: str, output: str = "", allow_mixed: bool = False) -> Path:
+    """Combine runs into one new run that report, compare and export read like any other;
+    host is an axis (the same cell on two hosts stays two groups). Runs of different
+    matrices or harnesses, a run given twice and two copies of one shard are refused; a
+    missing shard's cells are named and the merged run is marked partial."""
+    import shlex
+    import sys
+
+    from gilbench import merge as merging
+    from gilbench import runfolder
+    from gilbench.console import console
+
+    conf = settings(c)
+    # invoke has no variadic positionals: RUN,RUN,... and/or `-- RUN RUN ...`.
+    remainder = shlex.split(getattr(c, "remainder", "") or "")
+    given = [name for name in runs.split(",") if name.strip()] + remainder
+    with user_errors():
+        if len(given) < 2:
+            raise GilbenchError(f"invoke merge needs at least two runs (ids or folders); got "
+                                f"{len(given)}.")
+        run_dirs = [_run_dir(conf, name) for name in given]
+        if output and ("/" in output or output.startswith(".")):
+            dest = Path(output).expanduser().absolute()
+        else:
+            dest = ensure_dir(conf["results_dir"], "results folder", "gilbench.results_dir") / (
+                output or runfolder.new_run_id())
+        merged = merging.merge(run_dirs, dest, allow_mixed,
+                               "invoke " + shlex.join(sys.argv[1:]))
+        manifest = runfolder.read_manifest(merged)
+    for difference in manifest.merge.get("mixed") or []:
+        console.print(f"mixed (--allow-mixed): {difference}", style="yellow", markup=False)
+    if manifest.merge.get("partial"):
+        console.print(manifest.merge["partial"], style="bold yellow", markup=False)
+    console.print(f"merged {len(run_dirs)} runs on {len(manifest.merge['hosts'])} host(s): "
+                  f"{merged}  (next: invoke report --run {merged.name})", markup=False)
+    return merged
 
 
 @task(help={"pytest_args": "Extra arguments for pytest, e.g. '-k build -x'."})
@@ -823,8 +876,8 @@ def import_records(c: Context, plan: str, shard: str, log: str) -> None:
                   highlight=False)
 
 
-ns = Collection(build, doctor, experiment, report, advise, compare, export, test, all_,
-                bench_lab, reproduce, k8s_manifest, import_records)
+ns = Collection(build, doctor, experiment, report, advise, compare, export, merge, test,
+                all_, bench_lab, reproduce, k8s_manifest, import_records)
 ns.configure({"gilbench": DEFAULTS})
 
 # `gilbench TASK` once installed (pip install .): the same tasks, from any folder.

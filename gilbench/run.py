@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.records import make_record
-from gilbench import __version__, backends, hostinfo, runfolder, sampling, userwork
+from gilbench import __version__, backends, hostinfo, runfolder, sampling, shards, userwork
 from gilbench.errors import GilbenchError, Interrupted
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR
@@ -105,9 +105,11 @@ def _check_probe(target: Target, probe: dict[str, Any]) -> None:
 def start(
     matrix: Matrix, targets: list[Target], results_dir: Path, limits: Limits, command: str,
     on_event: RunEvents, seed: int | None = None, extra: dict[str, Any] | None = None,
+    shard: shards.Shard | None = None,
 ) -> Path:
-    """A new run folder with its manifest; then every cell of the matrix. `seed` replays
-    another run's order (reproduce); `extra` adds manifest keys (kept on rewrite)."""
+    """A new run folder with its manifest; then every cell of the matrix, or of `shard`
+    of it (gilbench/shards.py). `seed` replays another run's order (reproduce); `extra`
+    adds manifest keys (kept on rewrite)."""
     targets = list({t.id: t for t in targets}.values())  # `--python 3.13 --python 3.13.12`
     if limits.memory is not None and not any(
             backends.for_target(t).applies_memory_limit for t in targets):
@@ -123,6 +125,14 @@ def start(
     # of landing on whichever ran last; the seed makes the order reproducible.
     if seed is None:
         seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
+    shard_entry: dict[str, Any] = {}
+    if shard is not None:  # before anything is written: an empty shard is refused
+        shard_entry = shards.manifest_entry(cells, shard, matrix.text, seed)
+        cells = shards.shard_cells(cells, shard.index, shard.count)
+        if not cells:
+            raise GilbenchError(
+                f"Shard {shard} of matrix {matrix.name} holds no cells: the matrix has only "
+                f"{shard_entry['matrix_cells']} cell(s); use at most that many shards.")
     if matrix.order == "shuffled":
         random.Random(seed).shuffle(cells)
     # Within each round (plan_rounds) every python takes its turn, its cells in this order.
@@ -144,6 +154,7 @@ def start(
         limits={"cpuset": limits.cpuset, "memory": limits.memory},
         host=hostinfo.collect(),
         user_workloads={code.name: code.manifest_entry() for code in codes},
+        shard=shard_entry,
         extra=dict(extra or {}),
     )
     run_dir = runfolder.create(results_dir, run_id)
@@ -273,6 +284,10 @@ def resume(run_dir: Path, cpuset: str | None, memory: str | None, on_event: RunE
     A --cpuset or --memory given again must name the limit the run started with."""
     with runfolder.locked(run_dir):
         manifest = runfolder.read_manifest(run_dir)
+        if manifest.merge:  # its records came from other runs, pythons and hosts
+            raise GilbenchError(
+                f"Run {manifest.run_id} is a merge of other runs, so it cannot be resumed; "
+                "resume or rerun the run that is missing records, then merge again.")
         if not manifest.experiments_hash:
             raise GilbenchError(
                 f"{run_dir}/manifest.json has no experiments_hash, so what ran cannot be "

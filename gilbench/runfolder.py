@@ -117,7 +117,9 @@ def newest(results_dir: Path) -> Path:
         raise GilbenchError(
             f"Results folder {results_dir} does not exist; run `invoke experiment` first."
         )
-    runs = [p for p in results_dir.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
+    # A dot-folder is being written (a merge stages there): not a run yet.
+    runs = [p for p in results_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()]
     if not runs:
         raise GilbenchError(
             f"{results_dir} holds no run folders (none has a {MANIFEST}); "
@@ -227,6 +229,12 @@ class Manifest:
     # User workloads (gilbench/userwork.py): name -> {"spec", "kind", "module", "function",
     # "origin", "files", "sha256"}; their code is in USER_CODE. Absent when none ran.
     user_workloads: dict[str, Any] = field(default_factory=dict)
+    # A shard's run (gilbench/shards.py): {"index", "count", "matrix_sha256", "seed",
+    # "matrix_cells", "cost_s", "cells": the whole matrix's, each with its shard}.
+    shard: dict[str, Any] = field(default_factory=dict)
+    # A merged run (gilbench/merge.py): {"sources": run_id -> what that run was and where
+    # it ran, "hosts", "allow_mixed", "mixed", "missing", ...}. Absent in measured runs.
+    merge: dict[str, Any] = field(default_factory=dict)
     schema_version: int = MANIFEST_SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -235,8 +243,9 @@ class Manifest:
         extra = data.pop("extra")
         if not data["sampling"]:  # fixed repetitions: the manifest stays as it was
             del data["sampling"]
-        if not data["user_workloads"]:  # only built-in workloads: likewise
-            del data["user_workloads"]
+        for name in ("user_workloads", "shard", "merge"):  # absent unless used: likewise
+            if not data[name]:
+                del data[name]
         return {"schema_version": data.pop("schema_version"), **data, **extra}
 
     @classmethod
@@ -311,7 +320,8 @@ _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
     "run_id": str, "started_at": str, "finished_at": (str, type(None)), "resumed_at": list,
     "tool_version": str, "experiments_hash": str, "command": str, "matrix": dict,
     "order": dict, "cells": list, "limits": dict, "backend": dict, "host": dict,
-    "pythons": dict, "sampling": dict, "user_workloads": dict, "schema_version": int,
+    "pythons": dict, "sampling": dict, "user_workloads": dict, "shard": dict, "merge": dict,
+    "schema_version": int,
 }  # fmt: skip
 
 
@@ -370,6 +380,38 @@ def _replace(run_dir: Path, name: str, text: str) -> None:
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     """Replace manifest.json atomically: a reader sees the old one or the new one."""
     _replace(run_dir, MANIFEST, json.dumps(manifest.to_json(), indent=2, allow_nan=False) + "\n")
+
+
+def write_merged(dest: Path, manifest: Manifest, records: list[Record], harness_from: Path | None,
+                 user_files: dict[str, bytes]) -> Path:
+    """A new run folder `dest` holding these records and this manifest (gilbench/merge.py),
+    all or nothing: everything is written into a dot-folder beside it, manifest last, and
+    renamed into place, so a merge killed halfway leaves no folder that looks like a run
+    (`newest` skips dot-folders) and an existing `dest` is never touched."""
+    if dest.exists():
+        raise GilbenchError(f"{dest} already exists; choose another name with -o, or remove it.")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.merging-", dir=dest.parent))
+    except OSError as exc:
+        raise _disk_error(exc, dest.parent, "creating the merged run's folder") from None
+    try:
+        _replace(staging, RECORDS, "".join(
+            json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records))
+        if harness_from is not None:
+            save_harness(staging, harness_from)
+        if user_files:
+            save_user_code(staging, user_files)
+        write_manifest(staging, manifest)
+        try:
+            staging.rename(dest)  # refuses a dest that appeared meanwhile (unless empty)
+        except OSError as exc:
+            raise _disk_error(exc, dest.parent, f"moving the merged run to {dest.name}") from None
+        _fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
 
 
 def copy_run(run_dir: Path, dest: Path, pythons: set[str]) -> Path:
@@ -640,15 +682,19 @@ class Completeness:
     missing: int  # planned repetitions without a valid record
     finished: bool  # the manifest says the run ended
     running: str | None  # who holds the run's lock now, if anyone
+    # A merged run's own sentence (gilbench/merge.py): the cells and shards it lacks.
+    merged: str = ""
 
     @property
     def partial(self) -> bool:
-        return self.missing > 0 or not self.finished
+        return self.missing > 0 or not self.finished or bool(self.merged)
 
     def sentence(self, run_id: str) -> str:
         """'' for a complete run; otherwise what is missing and how to finish it."""
         if not self.partial:
             return ""
+        if self.merged:  # a merge is not resumed: its sources are
+            return self.merged
         if self.running:
             return (f"Run {run_id} is still running ({self.running}); {self.missing} of "
                     f"{self.planned} repetitions have no record yet, so this report is partial.")
@@ -660,7 +706,8 @@ class Completeness:
 def completeness(run_dir: Path, manifest: Manifest, records: list[Record]) -> Completeness:
     missing = sum(len(cell["repetitions"]) for cell in pending_cells(manifest, records))
     planned = sum(len(cell["repetitions"]) for cell in manifest.cells)
-    return Completeness(planned, missing, manifest.finished_at is not None, holder(run_dir))
+    return Completeness(planned, missing, manifest.finished_at is not None, holder(run_dir),
+                        str(manifest.merge.get("partial") or ""))
 
 
 # --- the lock ------------------------------------------------------------------------------

@@ -119,7 +119,9 @@ def load_run(run_dir: Path) -> RunData:
             f"The manifest does not describe python(s) {', '.join(unknown)}; "
             "they are labelled by their id and have no provenance."
         )
-    foreign = sum(1 for r in records if r["run_id"] != manifest.run_id)
+    # A merged run's records keep the run_id of the run that measured them.
+    own = {manifest.run_id, *(manifest.merge.get("sources") or {})}
+    foreign = sum(1 for r in records if r["run_id"] not in own)
     if foreign:
         warnings.append(
             f"{foreign} record(s) carry a run_id other than the manifest's {manifest.run_id}; "

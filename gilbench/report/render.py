@@ -17,6 +17,7 @@ from gilbench.report.aggregate import Summary
 from gilbench.report.decision import BREAK_EVEN_RULE, BreakEven, Decision, duration
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from gilbench.report.findings import warning_details
+from gilbench.report.hosts import host_blocks
 from gilbench.report.load import RunData
 from gilbench.report.sampling import sampling_blocks
 
@@ -292,10 +293,12 @@ def report_blocks(
     table = summary.frame
     matrix = run.manifest.matrix.get("name") or "?"
     host = run.manifest.host
+    hosts = run.manifest.merge.get("hosts") or {}
+    where = (f"{len(hosts)} hosts (see Hosts)" if len(hosts) > 1 else
+             f"{host.get('cpu_model', 'an unnamed CPU')} ({host.get('cores', '?')} cores)")
     intro = (
         f"Matrix {matrix}: {int(table['n_records'].sum())} records in {len(table)} cell groups "
-        f"on {host.get('cpu_model', 'an unnamed CPU')} ({host.get('cores', '?')} cores), "
-        f"started {run.manifest.started_at or '?'}."
+        f"on {where}, started {run.manifest.started_at or '?'}."
     )
     partial = run.completeness.sentence(run.run_id)
     title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
@@ -306,6 +309,7 @@ def report_blocks(
         *decision_blocks(decisions or []),
         Heading(2, "Key findings"),
         Bullets(findings),
+        *host_blocks(run),  # a merged run: which host measured what (gilbench/merge.py)
     ]
     details = _warning_details(table)
     if warnings:

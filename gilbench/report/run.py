@@ -18,6 +18,7 @@ from gilbench.report.decision import decisions as decide
 from gilbench.report.document import to_html, to_markdown
 from gilbench.report.errors import NothingToPlot, ReportError
 from gilbench.report.findings import key_findings, unstable_warnings
+from gilbench.report.hosts import quota_warnings
 from gilbench.report.load import load_run
 from gilbench.report.plots import PLOTS
 from gilbench.report.render import PlotOutcome, report_blocks
@@ -119,6 +120,7 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     partial = run.completeness.sentence(run.run_id)
     warnings = run.warnings + summary.notes + unstable_warnings(summary.frame)
     warnings += selfcheck.report_warnings(run.manifest.pythons)  # a build that failed it
+    warnings += quota_warnings(run)  # a merged run's hosts under a CPU quota
     short = sampling_warning(run)
     warnings += [short] if short else []
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.run_dir))
