@@ -204,3 +204,22 @@ def test_a_missing_shard_and_a_failed_one_leave_a_partial_merge(
     assert report.returncode == 0, report.stdout + report.stderr
     assert partial in report.stdout
     assert "(partial)" in (out / "report.md").read_text()
+
+
+def test_a_merge_killed_halfway_leaves_nothing_that_looks_like_a_run(
+        halves: tuple[Path, Path], tmp_path: Path) -> None:
+    """What a merge killed before its rename leaves is a dot-folder (even one whose
+    manifest was written): `invoke report` without --run does not take it for the newest
+    run, and the next merge under the same name goes ahead."""
+    results = tmp_path / "results"
+    first, second = halves
+    done = invoke("merge", str(first), "-o", "whole", "--", str(second), env=_env(results))
+    assert done.returncode == 0, done.stdout + done.stderr
+    leftover = _copy(first, results / ".later.merging-1234",
+                     started_at="2099-01-01T00:00:00+00:00")
+    assert runfolder.newest(results) == results / "whole"
+    report = invoke("report", env=_env(results))
+    assert report.returncode == 0 and "whole" in report.stdout, report.stdout + report.stderr
+    later = merge.merge([first, second], results / "later")
+    assert runfolder.read_manifest(later).run_id == "later"
+    assert leftover.exists() and runfolder.newest(results) != leftover
