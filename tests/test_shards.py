@@ -105,3 +105,35 @@ def test_bad_shards_on_the_command_line_are_one_sentence(
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not results.exists() or not any(results.iterdir())  # nothing half-written
+
+
+def test_a_killed_shard_resumes_as_the_same_shard(python312: Path, tmp_path: Path) -> None:
+    """A shard is an ordinary run: killed, it resumes into its own cells only."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from gilbench import runfolder
+    from tests.conftest import REPO, wait_for_records
+
+    results = tmp_path / "results"
+    env = {"INVOKE_GILBENCH_RESULTS_DIR": str(results)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "experiment", "--matrix", "quick", "--python",
+         str(python312), "--backend", "native", "--shard", "2/3"],
+        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    killed = wait_for_records(results, 4)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert runfolder.read_manifest(killed).finished_at is None
+    done = invoke("experiment", "--resume", str(killed), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = runfolder.read_manifest(killed)
+    assert (manifest.shard["index"], manifest.shard["count"]) == (2, 3)
+    planned = {c["cell_id"] for c in manifest.shard["cells"] if c["shard"] == 2}
+    assert {c["cell_id"] for c in manifest.cells} == planned
+    records = runfolder.read_records(killed).records
+    assert {r["cell_id"] for r in records} == planned
+    assert not runfolder.completeness(killed, manifest, records).partial
