@@ -212,8 +212,8 @@ def _source_entry(source: Source, qualify: bool) -> dict[str, Any]:
         "seed": manifest.order.get("seed"), "command": manifest.command,
         "started_at": manifest.started_at, "finished_at": manifest.finished_at,
         "limits": manifest.limits,
-        "cpusets": {_qualify(pid, source.host, qualify): (entry or {}).get("cpuset")
-                    for pid, entry in manifest.backend.items()},
+        "cpusets": {_qualify(pid, source.host, qualify): entry.get("cpuset")
+                    for pid, entry in manifest.backend.items() if isinstance(entry, dict)},
         "cgroup_cpu_max": _cpu_max(manifest), "cpu_quota": cpu_quota(_cpu_max(manifest)),
         "cells": len(manifest.cells), "cells_measured": len(measured),
         "repetitions_missing": sum(len(c["repetitions"]) for c in missing),
@@ -315,8 +315,8 @@ def merge(run_dirs: list[Path], output: Path, allow_mixed: bool = False,
             label = f"{entry.get('label') or pid} @ {host}" if qualify else entry.get("label")
             merged.pythons[_qualify(pid, host, qualify)] = {**entry, "label": label,
                                                              "host": host}
-        for pid, entry in manifest.backend.items():
-            merged.backend[_qualify(pid, host, qualify)] = entry
+        for pid, entry in manifest.backend.items():  # per python (older runs: one entry)
+            merged.backend[_qualify(pid, host, qualify and pid in manifest.pythons)] = entry
         for cell_id, state in manifest.sampling.items():
             merged.sampling[_qualify(cell_id, host, qualify)] = state
         merged.user_workloads.update(manifest.user_workloads)

@@ -223,3 +223,34 @@ def test_a_merge_killed_halfway_leaves_nothing_that_looks_like_a_run(
     later = merge.merge([first, second], results / "later")
     assert runfolder.read_manifest(later).run_id == "later"
     assert leftover.exists() and runfolder.newest(results) != leftover
+
+
+def test_a_free_threaded_build_is_compared_with_a_gil_build_of_its_own_host(
+        tmp_path: Path) -> None:
+    """Cross-build throughput (rel. throughput) never divides by another machine's
+    sequential: host b has only the free-threaded build, so it has no reference."""
+    from gilbench.report.aggregate import summarize
+    from gilbench.report.load import load_run
+    from tests.report.helpers import PYTHON, manifest, record, write_run
+
+    free = "native:/usr/bin/python3.13t"
+    free_entry = {**manifest()["pythons"][PYTHON], "label": "3.13.0t", "gil_disabled": True,
+                  "executable": "/usr/bin/python3.13t"}
+
+    def records(run_id: str, python: str) -> list[dict[str, Any]]:
+        return [record(model, workers, rep, wall, run_id=run_id, python=python,
+                       cell_id=f"c-{python[-1]}-{model}-{workers}")
+                for model, workers, wall in (("sequential", 1, 0.2), ("threads", 2, 0.11))
+                for rep in range(3)]
+
+    a, b = "20261125T000000Z-aaaa", "20261125T000000Z-bbbb"
+    host_a = {**manifest()["host"], "hostname": "a"}
+    write_run(tmp_path / a, manifest(a, host=host_a, pythons={
+        PYTHON: manifest()["pythons"][PYTHON], free: free_entry}),
+        records(a, PYTHON) + records(a, free))
+    write_run(tmp_path / b, manifest(b, host={**host_a, "hostname": "b"},
+                                     pythons={free: free_entry}), records(b, free))
+    out = merge.merge([tmp_path / a, tmp_path / b], tmp_path / "merged")
+    summary = summarize(load_run(out))
+    assert summary.baselines["3.13.0t @ a"] == "3.13.0 @ a"
+    assert summary.baselines["3.13.0t @ b"] is None

@@ -158,6 +158,9 @@ def _reference_pythons(
 ) -> dict[str, str | None]:
     """python id -> python id whose `sequential` is the cross-build throughput reference."""
     facts = _python_facts(run)
+    # A merged run's pythons name their host (gilbench/merge.py): a build is compared with
+    # a GIL build on its own host, never with another machine's.
+    host = {p: (run.manifest.pythons.get(p) or {}).get("host") for p in facts}
     if baseline is not None:
         chosen = [p for p, (label, *_) in facts.items() if baseline in (p, label)]
         if not chosen:
@@ -175,7 +178,7 @@ def _reference_pythons(
         candidates = sorted(
             (variant != "pgo", other_label, other)
             for other, (other_label, other_version, other_disabled, variant) in facts.items()
-            if other_version == version and not other_disabled
+            if other_version == version and not other_disabled and host[other] == host[python]
         )
         references[python] = candidates[0][2] if candidates else None
         if not candidates:
