@@ -79,6 +79,16 @@ def check(tarball: Path, version: str, sha256: str, signer: Signer | None,
     return verify_sigstore(sha256, signature, signer, shown)
 
 
+def describe(record: object) -> str:
+    """One table cell for a build record's `signature` (builds before it existed: "-")."""
+    if not isinstance(record, dict) or "status" not in record:
+        return "-"
+    if record["status"] != "good":
+        return str(record["status"])
+    expired = ", key since expired" if record.get("key_expired") else ""
+    return f"good ({record.get('signer')}, {record.get('method')}{expired})"
+
+
 def warning(record: SignatureRecord) -> str | None:
     """The line to show when a tarball's signature was not verified, else None."""
     if record["status"] == "good":

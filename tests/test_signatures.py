@@ -272,3 +272,13 @@ def test_sigstore_bundle_that_does_not_verify_is_refused(hugo: Signer, tmp_path:
     with pytest.raises(BadSignature, match=re.escape(
             "does not verify as hugo@python.org via https://github.com/login/oauth")):
         check(tmp_path / "Python-3.14.8.tar.xz", "3.14.8", "0" * 64, hugo)
+
+
+def test_a_build_records_signature_reads_as_one_table_cell() -> None:
+    good = {"method": "openpgp", "status": "good", "signer": "Thomas Wouters <thomas@python.org>",
+            "fingerprint": "7169605F62C751356D054A26A821E680E5FA6305", "signed_at": None,
+            "key_expired": True, "detail": ""}
+    assert signatures.describe(good) == (
+        "good (Thomas Wouters <thomas@python.org>, openpgp, key since expired)")
+    assert signatures.describe({**good, "status": "unsigned"}) == "unsigned"
+    assert signatures.describe(None) == "-"  # a build made before signatures were checked

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.records import STATUSES
-from gilbench import selfcheck
+from gilbench import selfcheck, signatures
 from gilbench.report import stats
 from gilbench.report.aggregate import Summary
 from gilbench.report.decision import BREAK_EVEN_RULE, BreakEven, Decision, duration
@@ -193,7 +193,8 @@ def _provenance(run: RunData) -> list[Block]:
     python_rows = [
         [_text(info.get("label")), python, _text(info.get("version")), _text(info.get("variant")),
          _text(info.get("gil_disabled")), _text(info.get("config_args")), _text(info.get("cc")),
-         _text(info.get("sha256")), _text(info.get("image") or info.get("executable")),
+         _text(info.get("sha256")), signatures.describe((info.get("build") or {}).get(
+             "signature")), _text(info.get("image") or info.get("executable")),
          selfcheck.describe((info.get("build") or {}).get("selfcheck"))]
         for python, info in manifest.pythons.items()
     ]  # fmt: skip
@@ -204,7 +205,8 @@ def _provenance(run: RunData) -> list[Block]:
         Table(["host", ""], host_rows) if host_rows else Paragraph("The manifest names no host."),
         Heading(3, "Pythons"),
         Table(["label", "id", "version", "variant", "gil_disabled", "configure args", "cc",
-               "source sha256", "image / executable", "CPython's own tests"], python_rows)
+               "source sha256", "signature", "image / executable", "CPython's own tests"],
+              python_rows)
         if python_rows else Paragraph("The manifest describes no pythons."),
     ]  # fmt: skip
     if matrix.get("text"):
