@@ -294,6 +294,9 @@ def _int_list(text: str, flag: str) -> list[int]:
         "shard": "Run only shard I of N of the matrix's cells, I from 1 to N, e.g. 2/3: a "
         "deterministic split balanced by expected cost; run every shard (anywhere), then "
         "`invoke merge` them.",
+        "swarm": "Run the matrix as one Docker Swarm replicated job of --replicas tasks, each "
+        "one shard, on the swarm this engine manages; the shards are merged into one run.",
+        "replicas": "With --swarm: the number of tasks (shards), at least 1.",
     },
 )
 def experiment(
@@ -304,7 +307,8 @@ def experiment(
     resume: str | None = None, cpuset: str | None = None, memory: str | None = None,
     retry_contended: str | None = None, target_ci: str | None = None,
     max_repetitions: str | None = None, cell_budget: str | None = None,
-    requirements: str | None = None, shard: str | None = None,
+    requirements: str | None = None, shard: str | None = None, swarm: bool = False,
+    replicas: str | None = None,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -328,7 +332,7 @@ def experiment(
               "--memory": memory, "--retry-contended": retry_contended,
               "--target-ci": target_ci, "--max-repetitions": max_repetitions,
               "--cell-budget": cell_budget, "--requirements": requirements,
-              "--shard": shard,
+              "--shard": shard, "--replicas": replicas,
               "--python": "" if any(not p.strip() for p in python or []) else None}
     empty = [flag for flag, value in values.items() if value is not None and not value.strip()]
     if empty:
@@ -349,6 +353,16 @@ def experiment(
     cell_flags = {"--workers": workers, "--config": config, "--param": param,
                   "--repetitions": repetitions, "--warmups": warmups, "--timeout": timeout}
     with user_errors():
+        if replicas is not None and not swarm:
+            raise GilbenchError("--replicas applies only with --swarm; add --swarm or drop "
+                                "--replicas.")
+        if swarm:
+            _refuse_given({"--resume": resume, "--shard": shard, "--cpuset": cpuset,
+                           "--requirements": requirements, "--retry-contended": retry_contended,
+                           "--target-ci": target_ci},
+                          "cannot be given with --swarm, whose tasks each run one whole shard "
+                          "without a cpuset (Swarm has none); drop {them}")
+            _replicas(replicas)
         if resume:
             _refuse_given(
                 {"--matrix": matrix is not None, "--python": python, "--backend": backend,
@@ -421,11 +435,59 @@ def experiment(
             if not memory and not any(
                     backends.for_target(target).applies_memory_limit for target in resolved):
                 limits = run.Limits(limits.cpuset, None)
+            if swarm:
+                return _swarm_experiment(chosen, resolved, replicas, limits.memory, command,
+                                         conf["results_dir"])
             with RunProgress() as progress:
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
                                     progress, extra=extra, shard=chosen_shard)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
     return run_dir
+
+
+def _replicas(text: str | None) -> int:
+    if text is None:
+        raise GilbenchError("--swarm needs --replicas N, the number of tasks (shards).")
+    count = _int_flag(text, "replicas", "2")
+    if count < 1:
+        raise GilbenchError(f"--replicas {count} must be at least 1: the number of Swarm "
+                            "tasks, each running one shard of the matrix.")
+    return count
+
+
+def _swarm_experiment(chosen: Any, resolved: list[Any], replicas: str | None,
+                      memory: str | None, command: str, results_dir: Path) -> Path:
+    """--swarm: one replicated job, waited for, imported and merged (gilbench/swarm.py)."""
+    from gilbench import engine, swarm
+    from gilbench.console import console
+
+    count = _replicas(replicas)
+    if len(resolved) != 1:
+        raise GilbenchError("--swarm runs one image per job; give one --python (run one job "
+                            "per python and `invoke merge` them).")
+    client = engine.connect(timeout=600)
+    info = swarm.check_swarm(client)
+    job = swarm.plan(chosen, resolved[0], count, memory, command, info.get("NCPU"))
+
+    def show(kind: str, payload: Any) -> None:
+        if kind == "service":
+            console.print(f"swarm job {payload['name']} ({payload['id'][:12]}): "
+                          f"{count} tasks")
+        elif kind == "task":
+            console.print(f"  task {payload['id'][:12]} (shard {payload['slot'] + 1}): "
+                          f"{payload['state']}")
+        elif kind == "warning":
+            console.print(f"[yellow]warning[/yellow]: {payload}")
+
+    result = swarm.run(job, results_dir, show, client=client)
+    for shard in result.shards:
+        console.print(shard.sentence(count))
+    if result.unfinished:
+        console.print(f"[yellow]shards that never completed[/yellow]: "
+                      f"{', '.join(str(i) for i in result.unfinished)} (the merge names "
+                      "their missing cells)")
+    console.print(f"[green]run complete[/green]: {result.run_dir}  (next: invoke report)")
+    return result.run_dir
 
 
 def _terminated(signum: int, frame: Any) -> None:

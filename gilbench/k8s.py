@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments import records as schema
 from gilbench import __version__, runfolder, shards
 from gilbench import matrix as matrices
 from gilbench.errors import GilbenchError
 from gilbench.paths import REPO
+from gilbench.tasklog import DONE_LINE, POD_LINE, PROBE_LINE, PodLog, parse_log  # noqa: F401
 
 KIND = "kubernetes"  # the backend name runs made here record
 PYTHON = "/opt/cpython/bin/python3"  # where `invoke build` installs CPython in the image
@@ -57,8 +57,6 @@ TMP_SIZE = "256Mi"  # as the Docker runner's tmpfs; memory-backed, so it counts 
 RETRIES_PER_INDEX = 1  # a pod that fails (evicted, node lost) is run once more
 NAME_MAX = 52  # the Job's name: a label value (63) less "-cells-NN" and room to spare
 
-# Prefixes of the lines the pod prints besides records (bare JSON objects).
-POD_LINE, PROBE_LINE, DONE_LINE = "gilbench-pod ", "gilbench-probe ", "gilbench-done "
 
 # What a pod says about where it ran, with the host side's own metadata functions
 # (gilbench/hostinfo.py and topology.py are stdlib only), shipped beside the cells.
@@ -543,56 +541,6 @@ def write(plan: Plan, folder: Path) -> Written:
 
 
 # --- from logs to run folders --------------------------------------------------------------
-
-@dataclass
-class PodLog:
-    """What one pod printed, sorted: its facts, the probe, records, and what ended it."""
-
-    pod: dict[str, Any] = field(default_factory=dict)
-    probe: dict[str, Any] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    done: tuple[int, str] | None = None  # the driver's exit status and when it ended
-    damaged: int = 0  # JSON lines that were not valid records of this shard
-    duplicates: int = 0
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def parse_log(text: str, run_id: str, expected: set[tuple[str, int]]) -> PodLog:
-    """The pod's lines; stderr (the driver's diagnostics) is interleaved by `kubectl logs`
-    and left out. A record counts once, only if it is of this shard's cells."""
-    log = PodLog()
-    seen: set[tuple[str, int]] = set()
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith(POD_LINE):
-            log.pod = _json_object(line.removeprefix(POD_LINE)) or {}
-        elif line.startswith(PROBE_LINE):
-            log.probe = _json_object(line.removeprefix(PROBE_LINE)) or {}
-        elif line.startswith(DONE_LINE):
-            status, _, when = line.removeprefix(DONE_LINE).partition(" ")
-            log.done = (int(status) if status.lstrip("-").isdigit() else -1, when)
-        elif line.startswith("{"):
-            record = _json_object(line)
-            if record is None or schema.problems(record) or record["run_id"] != run_id:
-                log.damaged += record is not None
-                continue
-            key = (record["cell_id"], record["repetition"])
-            if key not in expected:
-                log.damaged += 1
-            elif key in seen:
-                log.duplicates += 1
-            else:
-                seen.add(key)
-                log.records.append(record)
-    return log
-
 
 @dataclass(frozen=True)
 class Imported:

@@ -384,6 +384,17 @@ def test_pep734_variant_installs_the_backport_and_its_models_run(
     client.images.remove(record["image"], force=True)
 
 
+def test_swarm_job_of_the_built_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
+) -> None:
+    """Issue 12: a real 2-replica Swarm job of the image just built, one task killed
+    mid-run and retried (tests/test_swarm.py holds the check)."""
+    from gilbench import targets
+    from tests.test_swarm import check_swarm_job
+
+    check_swarm_job(targets._from_build(pgo_build[0].record), tmp_path)
+
+
 def test_check_records_cpythons_own_tests_on_the_image(
     pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
 ) -> None:
