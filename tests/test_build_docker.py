@@ -395,6 +395,39 @@ def test_swarm_job_of_the_built_image(
     check_swarm_job(targets._from_build(pgo_build[0].record), tmp_path)
 
 
+def test_user_workloads_run_in_the_built_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11, item 1: a user's file and a package on PYTHONPATH, copied into the run and
+    from there into the container's lab, run in every worker kind of the image."""
+    from gilbench import matrix, run, runfolder, targets
+
+    (tmp_path / "mine.py").write_text("def work(n):\n    return sum(range(n))\n")
+    (tmp_path / "site" / "tinypkg").mkdir(parents=True)
+    (tmp_path / "site" / "tinypkg" / "__init__.py").write_text("from tinypkg.core import go\n")
+    (tmp_path / "site" / "tinypkg" / "core.py").write_text(
+        "def go(word):\n    return {'word': word, 'bytes': word.encode()}\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    (tmp_path / "m.toml").write_text(
+        'workers = [2]\nrepetitions = 1\nwarmups = 0\n[models.sequential]\n[models.threads]\n'
+        '[models.processes]\nstart_method = ["fork", "spawn", "forkserver"]\n'
+        '[models.subinterpreters]\n[models.interpreter-pool]\n'
+        '[workloads."mine.py:work"]\nn = 100000\n[workloads."tinypkg:go"]\nword = "hi"\n')
+    target = targets._from_build(pgo_build[0].record)
+    run_dir = run.start(matrix.load(str(tmp_path / "m.toml")), [target], tmp_path / "r",
+                        run.Limits("0", "2g"), "test", lambda kind, payload: None)
+    manifest = runfolder.read_manifest(run_dir)
+    assert set(manifest.user_workloads) == {"mine:work", "tinypkg:go"}
+    assert manifest.user_workloads["tinypkg:go"]["files"] == ["tinypkg/__init__.py",
+                                                               "tinypkg/core.py"]
+    records = runfolder.read_records(run_dir).records
+    assert len(records) == 2 * 7
+    for record in records:
+        pool_absent = record["model"] == "interpreter-pool" and record["status"] == "unsupported"
+        assert record["status"] == "ok" or pool_absent, record
+
+
 def test_check_records_cpythons_own_tests_on_the_image(
     pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
 ) -> None:
@@ -433,36 +466,3 @@ def test_check_records_cpythons_own_tests_on_the_image(
                         lambda kind, payload: None)
     manifest = runfolder.read_manifest(run_dir)
     assert manifest.pythons[target.id]["build"]["selfcheck"] == check
-
-
-def test_user_workloads_run_in_the_built_image(
-    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Issue 11, item 1: a user's file and a package on PYTHONPATH, copied into the run and
-    from there into the container's lab, run in every worker kind of the image."""
-    from gilbench import matrix, run, runfolder, targets
-
-    (tmp_path / "mine.py").write_text("def work(n):\n    return sum(range(n))\n")
-    (tmp_path / "site" / "tinypkg").mkdir(parents=True)
-    (tmp_path / "site" / "tinypkg" / "__init__.py").write_text("from tinypkg.core import go\n")
-    (tmp_path / "site" / "tinypkg" / "core.py").write_text(
-        "def go(word):\n    return {'word': word, 'bytes': word.encode()}\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
-    (tmp_path / "m.toml").write_text(
-        'workers = [2]\nrepetitions = 1\nwarmups = 0\n[models.sequential]\n[models.threads]\n'
-        '[models.processes]\nstart_method = ["fork", "spawn", "forkserver"]\n'
-        '[models.subinterpreters]\n[models.interpreter-pool]\n'
-        '[workloads."mine.py:work"]\nn = 100000\n[workloads."tinypkg:go"]\nword = "hi"\n')
-    target = targets._from_build(pgo_build[0].record)
-    run_dir = run.start(matrix.load(str(tmp_path / "m.toml")), [target], tmp_path / "r",
-                        run.Limits("0", "2g"), "test", lambda kind, payload: None)
-    manifest = runfolder.read_manifest(run_dir)
-    assert set(manifest.user_workloads) == {"mine:work", "tinypkg:go"}
-    assert manifest.user_workloads["tinypkg:go"]["files"] == ["tinypkg/__init__.py",
-                                                               "tinypkg/core.py"]
-    records = runfolder.read_records(run_dir).records
-    assert len(records) == 2 * 7
-    for record in records:
-        pool_absent = record["model"] == "interpreter-pool" and record["status"] == "unsupported"
-        assert record["status"] == "ok" or pool_absent, record
