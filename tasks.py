@@ -254,7 +254,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 @task(
     optional=["matrix"],
-    iterable=["python", "config", "param"],
+    iterable=["python", "config", "param", "engine"],
     help={
         "matrix": "Matrix name (experiments/matrices/NAME.toml) or path; bare --matrix or no "
         "cell flags: the default matrix.",
@@ -293,7 +293,11 @@ def _int_list(text: str, flag: str) -> list[int]:
         "(default 120).",
         "shard": "Run only shard I of N of the matrix's cells, I from 1 to N, e.g. 2/3: a "
         "deterministic split balanced by expected cost; run every shard (anywhere), then "
-        "`invoke merge` them.",
+        "`invoke merge` them. `auto` with N --engine URLs: shard i on engine i, all at "
+        "once, then merged into one run.",
+        "engine": "Run on the Docker engine at this URL (unix://, tcp:// with TLS from "
+        "DOCKER_CERT_PATH/DOCKER_TLS_VERIFY, ssh://); the build's image is sent there "
+        "(docker save | load) when missing; repeatable with --shard auto.",
         "swarm": "Run the matrix as one Docker Swarm replicated job of --replicas tasks, each "
         "one shard, on the swarm this engine manages; the shards are merged into one run.",
         "replicas": "With --swarm: the number of tasks (shards), at least 1.",
@@ -308,7 +312,7 @@ def experiment(
     retry_contended: str | None = None, target_ci: str | None = None,
     max_repetitions: str | None = None, cell_budget: str | None = None,
     requirements: str | None = None, shard: str | None = None, swarm: bool = False,
-    replicas: str | None = None,
+    replicas: str | None = None, engine: list[str] | None = None,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -333,7 +337,8 @@ def experiment(
               "--target-ci": target_ci, "--max-repetitions": max_repetitions,
               "--cell-budget": cell_budget, "--requirements": requirements,
               "--shard": shard, "--replicas": replicas,
-              "--python": "" if any(not p.strip() for p in python or []) else None}
+              "--python": "" if any(not p.strip() for p in python or []) else None,
+              "--engine": "" if any(not e.strip() for e in engine or []) else None}
     empty = [flag for flag, value in values.items() if value is not None and not value.strip()]
     if empty:
         raise Exit(f"error: {empty[0]} was given an empty value; give it one, or leave the "
@@ -356,6 +361,18 @@ def experiment(
         if replicas is not None and not swarm:
             raise GilbenchError("--replicas applies only with --swarm; add --swarm or drop "
                                 "--replicas.")
+        engines = [e.strip() for e in engine or []]
+        auto = shard is not None and shard.strip() == "auto"
+        if auto and len(engines) < 2:
+            raise GilbenchError("--shard auto runs one shard per engine, so it needs two or "
+                                "more --engine URLs.")
+        if len(engines) > 1 and not auto:
+            raise GilbenchError("Several --engine URLs need --shard auto (one shard per "
+                                "engine); give one --engine for a plain run.")
+        if engines:
+            _refuse_given({"--resume": resume, "--swarm": swarm,
+                           "--requirements": requirements},
+                          "cannot be given with --engine; drop {them}")
         if swarm:
             _refuse_given({"--resume": resume, "--shard": shard, "--cpuset": cpuset,
                            "--requirements": requirements, "--retry-contended": retry_contended,
@@ -377,7 +394,7 @@ def experiment(
             with RunProgress() as progress:
                 run.resume(run_dir, cpuset or None, memory or None, progress)
         else:
-            chosen_shard = shards.parse(shard) if shard else None
+            chosen_shard = shards.parse(shard) if shard and not auto else None
             if model or workload:
                 if not (model and workload):
                     raise GilbenchError("A single-cell run needs both --model and --workload.")
@@ -438,9 +455,17 @@ def experiment(
             if swarm:
                 return _swarm_experiment(chosen, resolved, replicas, limits.memory, command,
                                          conf["results_dir"])
+            if auto:
+                return _engines_experiment(chosen, resolved, engines, limits, command,
+                                           conf["results_dir"])
+            if engines:
+                from gilbench.engines import prepare
+
+                extra["engine"] = prepare(engines[0], resolved)
             with RunProgress() as progress:
                 run_dir = run.start(chosen, resolved, conf["results_dir"], limits, command,
-                                    progress, extra=extra, shard=chosen_shard)
+                                    progress, extra=extra, shard=chosen_shard,
+                                    engine_url=engines[0] if engines else None)
     console.print(f"[green]run complete[/green]: {run_dir}  (next: invoke report)")
     return run_dir
 
@@ -488,6 +513,30 @@ def _swarm_experiment(chosen: Any, resolved: list[Any], replicas: str | None,
                       "their missing cells)")
     console.print(f"[green]run complete[/green]: {result.run_dir}  (next: invoke report)")
     return result.run_dir
+
+
+def _engines_experiment(chosen: Any, resolved: list[Any], urls: list[str], limits: Any,
+                        command: str, results_dir: Path) -> Path:
+    """--shard auto: shard i/N on engine i, at once, merged (gilbench/engines.py)."""
+    from gilbench import engines, run
+    from gilbench.console import console
+
+    def start(shard: Any, url: str, extra: dict[str, Any], on_event: Any) -> Path:
+        return run.start(chosen, resolved, results_dir, limits, command, on_event,
+                         extra=extra, shard=shard, engine_url=url)
+
+    console.print(f"{len(urls)} shards on {len(urls)} engines: " + ", ".join(urls),
+                  markup=False)
+    merged, outcomes = engines.run_shards(urls, resolved, start, results_dir, command,
+                                          lambda line: console.print(line, markup=False))
+    if merged is None:
+        raise GilbenchError("No shard finished (each one's reason is above); nothing was "
+                            "merged.")
+    if any(o.error for o in outcomes):
+        console.print("some shards failed; the merged run is partial and names their "
+                      "missing cells", style="bold yellow", markup=False)
+    console.print(f"[green]run complete[/green]: {merged}  (next: invoke report)")
+    return merged
 
 
 def _terminated(signum: int, frame: Any) -> None:

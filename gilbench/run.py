@@ -49,11 +49,17 @@ def experiments_hash(root: Path = EXPERIMENTS_DIR) -> str:
     return digest.hexdigest()
 
 
-def runner_for(target: Target, run_dir: Path, limits: Limits, max_workers: int) -> Runner:
+def runner_for(target: Target, run_dir: Path, limits: Limits, max_workers: int,
+               engine_url: str | None = None) -> Runner:
     backend = backends.for_target(target)
     if backend.applies_memory_limit and limits.memory is None:
         raise GilbenchError(f"A {backend.name} run needs a memory limit; set gilbench.memory "
                             "or give --memory.")
+    if engine_url:  # a Docker build on the engine at that URL (gilbench/engines.py)
+        from gilbench.runners import DockerRunner
+
+        return DockerRunner(target, run_dir / "driver.log", limits.cpuset, limits.memory,
+                            max_workers=max_workers, engine_url=engine_url)
     return backend.runner(target, run_dir / "driver.log", cpuset=limits.cpuset,
                           memory=limits.memory, max_workers=max_workers)
 
@@ -105,11 +111,12 @@ def _check_probe(target: Target, probe: dict[str, Any]) -> None:
 def start(
     matrix: Matrix, targets: list[Target], results_dir: Path, limits: Limits, command: str,
     on_event: RunEvents, seed: int | None = None, extra: dict[str, Any] | None = None,
-    shard: shards.Shard | None = None,
+    shard: shards.Shard | None = None, engine_url: str | None = None,
 ) -> Path:
     """A new run folder with its manifest; then every cell of the matrix, or of `shard`
     of it (gilbench/shards.py). `seed` replays another run's order (reproduce); `extra`
-    adds manifest keys (kept on rewrite)."""
+    adds manifest keys (kept on rewrite). `engine_url`: the Docker engine that runs the
+    cells, whose machine the manifest's host then describes (gilbench/engines.py)."""
     targets = list({t.id: t for t in targets}.values())  # `--python 3.13 --python 3.13.12`
     if limits.memory is not None and not any(
             backends.for_target(t).applies_memory_limit for t in targets):
@@ -164,7 +171,8 @@ def start(
             if codes:
                 runfolder.save_user_code(run_dir, {
                     name: data for code in codes for name, data in code.files.items()})
-            _execute(run_dir, manifest, targets, cells, limits, on_event, create=True)
+            _execute(run_dir, manifest, targets, cells, limits, on_event, create=True,
+                     engine_url=engine_url)
     except BaseException as exc:
         if not (run_dir / runfolder.MANIFEST).exists():
             # Nothing was measured: leave nothing that looks like a run.
@@ -319,13 +327,16 @@ def resume(run_dir: Path, cpuset: str | None, memory: str | None, on_event: RunE
             )
         manifest.resumed_at.append(runfolder.now())
         manifest.finished_at = None
-        _execute(run_dir, manifest, targets, pending, stored, on_event, create=False)
+        engine_url = (manifest.extra.get("engine") or {}).get("url")
+        _execute(run_dir, manifest, targets, pending, stored, on_event, create=False,
+                 engine_url=engine_url)
     return run_dir
 
 
 def _execute(
     run_dir: Path, manifest: runfolder.Manifest, targets: list[Target],
     cells: list[dict[str, Any]], limits: Limits, on_event: RunEvents, create: bool,
+    engine_url: str | None = None,
 ) -> None:
     remove_orphans()
     try:
@@ -336,7 +347,11 @@ def _execute(
                 # Sized by the whole plan, so a resumed run gets the limits it started with.
                 most = max((c["workers"] for c in manifest.cells if c["python"] == target.id),
                            default=1)
-                runner = stack.enter_context(runner_for(target, run_dir, limits, most))
+                runner = stack.enter_context(runner_for(target, run_dir, limits, most,
+                                                        engine_url))
+                facts = runner.host_facts()
+                if facts and create:  # measured on the engine's machine, not this one
+                    manifest.host = facts
                 probe = runner.probe()
                 _check_probe(target, probe)
                 _ship_user_code(runner, run_dir, manifest, _labelled(target, probe).label)

@@ -90,6 +90,11 @@ class Runner(ABC):
         """Whether a new driver can still be started here."""
         return True
 
+    def host_facts(self) -> dict[str, Any] | None:
+        """The measuring machine's facts when it is not this host (a remote engine's),
+        for the manifest's `host`; None: this host (hostinfo.collect)."""
+        return None
+
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """What the manifest should record about where the cells ran: the limits as the
@@ -401,18 +406,32 @@ class DockerRunner(Runner):
 
     def __init__(
         self, target: Target, log_path: Path, cpuset: str, memory: str | None,
-        max_workers: int | None = None,
+        max_workers: int | None = None, engine_url: str | None = None,
     ) -> None:
         super().__init__(target, log_path)
         # Silent cells (a hang until its timeout) must not trip the socket timeout.
-        self.client = engine.connect(timeout=24 * 3600)
-        self.topology = topology.read()
+        self.client = engine.connect(timeout=24 * 3600, url=engine_url)
+        self.engine_url = engine_url
+        self.engine_host: dict[str, Any] | None = None
+        available: set[int] | None = None
+        assert target.image is not None, "a docker target has an image"
+        if engine_url:  # another machine: its CPUs and topology, not this host's
+            from gilbench.engines import host_facts
+
+            self.engine_host, topo = host_facts(self.client, engine_url, target.image,
+                                                target.executable)
+            ncpu = int(self.engine_host.get("cores") or 1)
+            self.topology = topo or topology.Topology(
+                {cpu: (cpu,) for cpu in range(ncpu)}, dict.fromkeys(range(ncpu), 0),
+                ["the engine's CPU topology is unknown, so each CPU counts as a core"])
+            available = self.topology.cpus
+        else:
+            self.topology = topology.read()
         self.explicit = bool(cpuset.strip())
-        self.cpuset = format_cpus(place(cpuset, None, self.topology, max_workers))
+        self.cpuset = format_cpus(place(cpuset, available, self.topology, max_workers))
         self.memory = memory
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         _remove_orphans(self.client)
-        assert target.image is not None, "a docker target has an image"
         try:
             self.container = self.client.containers.run(
                 target.image, ["sleep", "infinity"], detach=True, network_mode="none",
@@ -482,6 +501,7 @@ class DockerRunner(Runner):
         except ValueError:
             facts = {}
         return {"name": self.name, "image": self.target.image, "container": attrs["Id"][:12],
+                **({"engine": self.engine_url} if self.engine_url else {}),
                 "cpuset": host_config.get("CpusetCpus"), **facts,
                 "memory_bytes": host_config.get("Memory"),
                 "network": host_config.get("NetworkMode"), "user": attrs["Config"]["User"],
@@ -510,6 +530,9 @@ class DockerRunner(Runner):
                     if out:
                         yield out
             yield from _lines(stdout_chunks())
+
+    def host_facts(self) -> dict[str, Any] | None:
+        return self.engine_host
 
     def alive(self) -> bool:
         try:

@@ -395,6 +395,17 @@ def test_swarm_job_of_the_built_image(
     check_swarm_job(targets._from_build(pgo_build[0].record), tmp_path)
 
 
+def test_shards_on_two_engines_of_the_built_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
+) -> None:
+    """Issue 12: the image sent to a second dockerd (save | load), the shards of a small
+    matrix run on both engines at once and merged (tests/test_engines.py holds the check)."""
+    from gilbench import targets
+    from tests.test_engines import check_two_engines
+
+    check_two_engines(targets._from_build(pgo_build[0].record), tmp_path)
+
+
 def test_user_workloads_run_in_the_built_image(
     pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -1,13 +1,170 @@
-"""Engines by URL (gilbench/engine.py): the connection part of issue 12, item 2."""
+"""Engines by URL (gilbench/engine.py, gilbench/engines.py): issue 12, item 2.
+
+The real two-engine run needs the CPython image tests/test_build_docker.py builds once per
+CI run, so its test lives there (test_shards_on_two_engines_of_the_built_image) and calls
+check_two_engines here; the refusals below need no image.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gilbench import engine
-from gilbench.errors import BackendUnavailable
+from gilbench import engine, engines, runfolder
+from gilbench.errors import BackendUnavailable, GilbenchError
+from gilbench.targets import Target
+from tests.conftest import invoke, require
+
+MATRIX = """\
+description = "engines test: three small cells"
+workers = [1, 2]
+repetitions = 2
+warmups = 0
+timeout_s = 60
+[models.sequential]
+[models.threads]
+[workloads.fib]
+n = 20
+tasks = 4
+"""
+LOCAL = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+@contextlib.contextmanager
+def second_engine() -> Iterator[str]:
+    """A second dockerd of its own (socket, data root, exec root, pidfile; no bridge, no
+    iptables: experiments run without a network), stopped and removed afterwards, also
+    when the test fails. Its folder is short: a unix socket path has at most 107 bytes."""
+    require(shutil.which("dockerd") is not None and os.geteuid() == 0,
+            "a second dockerd needs dockerd on PATH and root")
+    folder = Path(tempfile.mkdtemp(prefix="gb-d2-", dir="/tmp"))
+    url = f"unix://{folder}/docker.sock"
+    log = (folder / "dockerd.log").open("wb")
+    proc = subprocess.Popen(
+        ["dockerd", "--host", url, "--data-root", str(folder / "root"),
+         "--exec-root", str(folder / "exec"), "--pidfile", str(folder / "docker.pid"),
+         "--bridge", "none", "--iptables=false", "--ip6tables=false"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                engine.connect(timeout=5, url=url).close()
+                break
+            except BackendUnavailable:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the second dockerd did not start: " + (
+                        folder / "dockerd.log").read_text(errors="replace")[-2000:]) from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # dockerd stops its containerd and unmounts
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        for mount in reversed(Path("/proc/mounts").read_text().splitlines()):
+            point = mount.split()[1]
+            if point.startswith(str(folder)):
+                subprocess.run(["umount", "-l", point], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _manifest(path: Path) -> dict[str, object]:
+    data = json.loads((path / runfolder.MANIFEST).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def check_two_engines(target: Target, tmp_path: Path) -> None:
+    """A second engine gets the image by save | load (checked by image id), the matrix's
+    shards run on both at once and merge into one run that report reads; then a third,
+    unreachable engine: its shard fails in one sentence, the others merge, partial."""
+    import docker
+
+    assert target.image is not None
+    (tmp_path / "m.toml").write_text(MATRIX)
+    results = tmp_path / "results"
+    results.mkdir()
+    env = {"INVOKE_GILBENCH_RESULTS_DIR": str(results)}
+    local_id = docker.from_env().images.get(target.image).id
+    version = str((target.build or {})["version"])
+    args = ["experiment", "--matrix", str(tmp_path / "m.toml"), "--python", version,
+            "--backend", "docker", "--shard", "auto"]
+    with second_engine() as url:
+        began = time.monotonic()
+        out = invoke(*args, "--engine", LOCAL, "--engine", url, env=env)
+        took = time.monotonic() - began
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "sent gilbench/cpython:" in out.stdout, out.stdout
+        merged = Path(out.stdout.split("run complete: ")[1].split()[0])
+        manifest = _manifest(merged)
+        merge = manifest["merge"]
+        assert isinstance(merge, dict)
+        assert not merge["missing"] and list(merge["hosts"]) == [
+            docker.from_env().info()["Name"]]  # one machine: one host, not two
+        sources = [_manifest(results / run_id) for run_id in merge["sources"]]
+        by_url = {s["engine"]["url"]: s for s in sources}  # type: ignore[index]
+        assert set(by_url) == {LOCAL, url}
+        there = by_url[url]["engine"]["images"][0]  # type: ignore[index]
+        assert there["transferred"] and there["image_id"] == local_id
+        assert there["image"] in str(by_url[url]["pythons"])
+        assert not by_url[LOCAL]["engine"]["images"][0]["transferred"]  # type: ignore[index]
+        second = docker.DockerClient(base_url=url)
+        assert second.images.get(there["image"]).id == local_id
+        for source in sources:  # the engine's machine, from docker info and its probe
+            host = source["host"]
+            assert isinstance(host, dict) and host["engine"] in (LOCAL, url)
+            assert host["cores"] == second.info()["NCPU"] and host["cpu_model"]
+        second.close()
+        records = runfolder.read_records(merged).records
+        assert len(records) == 6 and all(r["status"] == "ok" for r in records), records
+        report = invoke("report", "--run", str(merged), env=env)
+        assert report.returncode == 0, report.stderr
+        assert (merged / "report.md").is_file()
+        print(f"two engines, image sent and 3 cells run: {took:.1f} s")
+        # A third engine that does not answer: its shard fails, the other two merge.
+        gone = f"unix://{tmp_path}/gone.sock"
+        out = invoke(*args, "--engine", LOCAL, "--engine", url, "--engine", gone, env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"shard 3/3 on {gone} failed" in out.stdout and "does not answer" in out.stdout
+        partial = Path(out.stdout.split("run complete: ")[1].split()[0])
+        merge = _manifest(partial)["merge"]
+        assert isinstance(merge, dict) and len(merge["missing"]) == 1, merge
+        assert merge["missing_shards"] and merge["partial"]
+
+
+def test_auto_shards_need_two_engines() -> None:
+    out = invoke("experiment", "--shard", "auto", "--engine", "unix:///nowhere.sock")
+    assert out.returncode == 1 and "--shard auto runs one shard per engine, so it needs two " \
+        "or more --engine URLs." in out.stderr, out.stderr
+    out = invoke("experiment", "--shard", "auto")
+    assert out.returncode == 1 and "two or more --engine" in out.stderr, out.stderr
+    out = invoke("experiment", "--engine", "unix:///a.sock", "--engine", "unix:///b.sock")
+    assert out.returncode == 1 and "need --shard auto" in out.stderr, out.stderr
+    with pytest.raises(GilbenchError, match="the same --engine twice"):
+        engines.run_shards(["unix:///a", "unix:///a"], [], lambda *a: Path(), Path(), "",
+                           print)
+
+
+def test_a_native_python_is_refused_on_an_engine() -> None:
+    target = Target("native:/usr/bin/python3", "3 native", "native", "/usr/bin/python3")
+    with pytest.raises(GilbenchError, match=r"--engine runs Docker builds; /usr/bin/python3 "
+                       r"is a native python"):
+        engines.prepare("unix:///nowhere.sock", [target])
 
 
 def test_an_unreachable_engine_is_one_sentence(tmp_path: Path) -> None:
