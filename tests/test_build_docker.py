@@ -296,6 +296,56 @@ def test_bench_lab_in_the_built_image(
     assert any("not built" in note for note in missing.figures.notes)
 
 
+PEP734_MATRIX = """
+workers = [2]
+repetitions = 2
+warmups = 0
+timeout_s = 120
+[models.subinterpreters]
+api = "pep734"
+[models.interpreter-pool]
+[workloads.fib]
+n = 20
+tasks = 4
+"""
+
+
+def test_pep734_variant_installs_the_backport_and_its_models_run(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
+) -> None:
+    """Issue 10, item 4: `--variant pgo-pep734` is the pgo build plus the pinned PEP 734
+    backport; Docker's layer cache reuses the CPython layers just built (one more image,
+    not one more PGO build), and PEP 734's models run on it for real. Before the --rebuild
+    test below: a no-cache build forks the cache chain at its first step, and the classic
+    builder then follows the newer branch, which has no PGO layers."""
+    from dataclasses import replace
+
+    from gilbench import matrix, packages, run, runfolder, targets
+    from gilbench.versions import VARIANTS
+
+    result = run_build(replace(options(cache), variant="pgo-pep734"), lambda kind, text: None)
+    record = result.record
+    assert record["variant"] == "pgo-pep734" and not result.reused
+    assert record["packages"] == packages.pins(packages.requirements(VARIANTS["pgo-pep734"]))
+    client = docker.from_env()
+    layers = client.images.get(record["image"]).attrs["RootFS"]["Layers"]
+    pgo_layers = client.images.get(pgo_build[0].record["image"]).attrs["RootFS"]["Layers"]
+    # Everything up to the packages step is the pgo image's own layers.
+    assert len(set(pgo_layers) - set(layers)) <= 2, (pgo_layers, layers)
+
+    target = targets._from_build(record)
+    (tmp_path / "pep734.toml").write_text(PEP734_MATRIX)
+    run_dir = run.start(matrix.load(str(tmp_path / "pep734.toml")), [target], tmp_path,
+                        run.Limits("0", "2g"), "test",
+                        lambda kind, payload: None)
+    records = runfolder.read_records(run_dir).records
+    assert records and all(r["status"] == "ok" for r in records), records
+    assert {r["api"].split(" (")[0] for r in records} == {
+        "interpreters_backport.interpreters",
+        "interpreters_backport.concurrent.futures.InterpreterPoolExecutor"}
+    client.images.remove(record["image"], force=True)
+
+
 def test_build_overhead_rebuilds_plain_and_times_a_bare_build(cache: Path,
                                                               docker_engine: None) -> None:
     """`bench-lab --build`: a from-scratch plain build (--rebuild: no reuse, no layer
@@ -334,54 +384,6 @@ def test_a_docker_run_reproduces_from_its_archive(
     outcome = reproduce.judge(unpacked.run_dir, here)
     assert len(outcome.cells) == 2 and set(outcome.cells["verdict"]) <= set(reproduce.VERDICTS)
     assert (here / "reproduce.md").is_file()
-
-
-PEP734_MATRIX = """
-workers = [2]
-repetitions = 2
-warmups = 0
-timeout_s = 120
-[models.subinterpreters]
-api = "pep734"
-[models.interpreter-pool]
-[workloads.fib]
-n = 20
-tasks = 4
-"""
-
-
-def test_pep734_variant_installs_the_backport_and_its_models_run(
-    pgo_build: tuple[BuildResult, list[tuple[str, str]]], cache: Path, tmp_path: Path,
-) -> None:
-    """Issue 10, item 4: `--variant pgo-pep734` is the pgo build plus the pinned PEP 734
-    backport; Docker's layer cache reuses the CPython layers just built (one more image,
-    not one more PGO build), and PEP 734's models run on it for real."""
-    from dataclasses import replace
-
-    from gilbench import matrix, packages, run, runfolder, targets
-    from gilbench.versions import VARIANTS
-
-    result = run_build(replace(options(cache), variant="pgo-pep734"), lambda kind, text: None)
-    record = result.record
-    assert record["variant"] == "pgo-pep734" and not result.reused
-    assert record["packages"] == packages.pins(packages.requirements(VARIANTS["pgo-pep734"]))
-    client = docker.from_env()
-    layers = client.images.get(record["image"]).attrs["RootFS"]["Layers"]
-    pgo_layers = client.images.get(pgo_build[0].record["image"]).attrs["RootFS"]["Layers"]
-    # Everything up to the packages step is the pgo image's own layers.
-    assert len(set(pgo_layers) - set(layers)) <= 2, (pgo_layers, layers)
-
-    target = targets._from_build(record)
-    (tmp_path / "pep734.toml").write_text(PEP734_MATRIX)
-    run_dir = run.start(matrix.load(str(tmp_path / "pep734.toml")), [target], tmp_path,
-                        run.Limits("0", "2g"), "test",
-                        lambda kind, payload: None)
-    records = runfolder.read_records(run_dir).records
-    assert records and all(r["status"] == "ok" for r in records), records
-    assert {r["api"].split(" (")[0] for r in records} == {
-        "interpreters_backport.interpreters",
-        "interpreters_backport.concurrent.futures.InterpreterPoolExecutor"}
-    client.images.remove(record["image"], force=True)
 
 
 def test_swarm_job_of_the_built_image(
