@@ -28,7 +28,7 @@ import docker
 import docker.errors
 
 from gilbench import buildspec, engine, merge, runfolder, shards, topology
-from gilbench.errors import GilbenchError
+from gilbench.errors import GilbenchError, Interrupted
 from gilbench.targets import Target
 
 # Runs in a throw-away container of the run's image on the engine: the engine machine's
@@ -218,8 +218,18 @@ def run_shards(urls: list[str], targets: list[Target], start: StartShard,
                for o in outcomes]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: every shard stops at its next record
+        from gilbench import run
+
+        run.STOP.set()
+        for thread in threads:
+            thread.join()
+        raise Interrupted(
+            "Interrupted: every shard keeps its finished records, and its line above says "
+            "how to resume its run; resume each, then `invoke merge` them.") from None
     done = [o.run_dir for o in outcomes if o.run_dir is not None and not o.error]
     if not done:
         return None, outcomes

@@ -190,3 +190,46 @@ def test_tls_comes_from_the_environment_for_tcp_only(
     monkeypatch.delenv("DOCKER_CERT_PATH")
     monkeypatch.delenv("DOCKER_TLS_VERIFY")
     assert engine._tls("tcp://example:2375") is False
+
+
+class _Image:
+    def __init__(self, image_id: str, record: dict[str, object]) -> None:
+        self.id, self.labels = image_id, {"org.gilbench.build": json.dumps(record)}
+
+
+class _Images:
+    def __init__(self, held: dict[str, _Image]) -> None:
+        self.held = held
+
+    def get(self, tag: str) -> _Image:
+        import docker.errors
+
+        if tag not in self.held:
+            raise docker.errors.ImageNotFound(tag)
+        return self.held[tag]
+
+
+class _Client:
+    def __init__(self, held: dict[str, _Image]) -> None:
+        self.images = _Images(held)
+
+
+def test_an_image_is_sent_only_when_it_is_the_resolved_build() -> None:
+    record = {"version": "3.13.5", "variant": "pgo", "built_at": "now", "backend": "docker",
+              "executable": "/opt/cpython/bin/python3"}
+    tag = "gilbench/cpython:test"
+    target = Target("docker:" + tag, "3.13.5", "docker", "/opt/cpython/bin/python3", tag,
+                    record)
+    local = _Client({tag: _Image("sha256:" + "a" * 64, record)})
+    same = _Client({tag: _Image("sha256:" + "a" * 64, record)})
+    assert engines.ensure_image(local, same, "unix:///b", target) == {  # type: ignore[arg-type]
+        "image": tag, "image_id": "sha256:" + "a" * 64, "transferred": False}
+    other = _Client({tag: _Image("sha256:" + "b" * 64, record)})
+    with pytest.raises(GilbenchError, match=r"The engine at unix:///b holds gilbench/cpython:"
+                       r"test as image bbbbbbbbbbbb, not the build's aaaaaaaaaaaa; remove it"):
+        engines.ensure_image(local, other, "unix:///b", target)  # type: ignore[arg-type]
+    changed = _Client({tag: _Image("sha256:" + "a" * 64, {**record, "built_at": "later"})})
+    with pytest.raises(GilbenchError, match=r"carries another build record"):
+        engines.ensure_image(changed, _Client({}), "unix:///b", target)  # type: ignore[arg-type]
+    with pytest.raises(GilbenchError, match=r"is not on the local engine"):
+        engines.ensure_image(_Client({}), _Client({}), "unix:///b", target)  # type: ignore[arg-type]
