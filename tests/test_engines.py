@@ -42,18 +42,25 @@ LOCAL = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 @contextlib.contextmanager
 def second_engine() -> Iterator[str]:
-    """A second dockerd of its own (socket, data root, exec root, pidfile; no bridge, no
+    """A second dockerd of its own (socket, data root, exec root, pidfile, bridge; no
     iptables: experiments run without a network), stopped and removed afterwards, also
     when the test fails. Its folder is short: a unix socket path has at most 107 bytes."""
     require(shutil.which("dockerd") is not None and os.geteuid() == 0,
             "a second dockerd needs dockerd on PATH and root")
+    require(shutil.which("ip") is not None, "a second dockerd's bridge needs ip (iproute2)")
     folder = Path(tempfile.mkdtemp(prefix="gb-d2-", dir="/tmp"))
     url = f"unix://{folder}/docker.sock"
     log = (folder / "dockerd.log").open("wb")
+    # A bridge of its own: with `--bridge none` a second dockerd deletes the host's docker0,
+    # which takes the first engine's networking (every RUN of a build) down with it.
+    bridge = f"gbd2{os.getpid() % 100000}"
+    for command in (["link", "add", bridge, "type", "bridge"],
+                    ["addr", "add", "10.213.7.1/24", "dev", bridge], ["link", "set", bridge, "up"]):
+        subprocess.run(["ip", *command], check=True, capture_output=True)
     proc = subprocess.Popen(
         ["dockerd", "--host", url, "--data-root", str(folder / "root"),
          "--exec-root", str(folder / "exec"), "--pidfile", str(folder / "docker.pid"),
-         "--bridge", "none", "--iptables=false", "--ip6tables=false"],
+         "--bridge", bridge, "--iptables=false", "--ip6tables=false"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -81,6 +88,7 @@ def second_engine() -> Iterator[str]:
             if point.startswith(str(folder)):
                 subprocess.run(["umount", "-l", point], check=False)
         shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", bridge], check=False, capture_output=True)
 
 
 def _manifest(path: Path) -> dict[str, object]:
