@@ -78,7 +78,8 @@ def unavailable(what: str = "PEP 734's API", where: str = "concurrent.interprete
     if _found("interpreters_backport"):
         return "the PEP 734 backport needs _interpreters and _interpqueues, which this build lacks."
     return (f"{what} needs Python 3.14 ({where}) or, on 3.13, the interpreters-pep-734 "
-            f"backport, which is not installed for this {running}.")
+            f"backport, which is not installed for this {running} (the pgo-pep734 build "
+            "variant has it).")
 
 
 def backport_version() -> str:
