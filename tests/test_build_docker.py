@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -56,7 +57,10 @@ def pgo_build(docker_engine: None, cache: Path) -> tuple[BuildResult, list[tuple
         if TEST_FLAG in record.get("configure_args_requested", []):
             client.images.remove(image.id, force=True)
     events: list[tuple[str, str]] = []
-    result = run_build(options(cache), lambda kind, text: events.append((kind, text)))
+    # Without Docker's layer cache too: on a machine that built this recipe before, the
+    # cache would hand back the old CPython layers instead of a build from source.
+    result = run_build(replace(options(cache), rebuild=True),
+                       lambda kind, text: events.append((kind, text)))
     return result, events
 
 
@@ -318,8 +322,6 @@ def test_pep734_variant_installs_the_backport_and_its_models_run(
     not one more PGO build), and PEP 734's models run on it for real. Before the --rebuild
     test below: a no-cache build forks the cache chain at its first step, and the classic
     builder then follows the newer branch, which has no PGO layers."""
-    from dataclasses import replace
-
     from gilbench import matrix, packages, run, runfolder, targets
     from gilbench.versions import VARIANTS
 
@@ -350,8 +352,6 @@ def test_build_overhead_rebuilds_plain_and_times_a_bare_build(cache: Path,
                                                               docker_engine: None) -> None:
     """`bench-lab --build`: a from-scratch plain build (--rebuild: no reuse, no layer
     cache) against a bare ./configure && make of the same tarball in the same base."""
-    from dataclasses import replace
-
     from gilbench import benchlab
 
     overhead = benchlab.build_overhead(replace(options(cache), extra_args=()))
