@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gilbench import __version__, runfolder, shards
+from gilbench import __version__, runfolder, shards, taskhost
 from gilbench import matrix as matrices
 from gilbench.errors import GilbenchError
 from gilbench.paths import REPO
@@ -58,32 +58,15 @@ RETRIES_PER_INDEX = 1  # a pod that fails (evicted, node lost) is run once more
 NAME_MAX = 52  # the Job's name: a label value (63) less "-cells-NN" and room to spare
 
 
-# What a pod says about where it ran, with the host side's own metadata functions
-# (gilbench/hostinfo.py and topology.py are stdlib only), shipped beside the cells.
+# What a pod says about where it ran (gilbench/taskhost.py, shipped with hostinfo.py and
+# topology.py: standard library only) beside the cells.
 POD_INFO = f'''\
-import json, os, sys
+import os, sys
 sys.path.insert(0, "{LAB}/host")
-from datetime import UTC, datetime
-from gilbench import hostinfo
-
-def read(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-node = os.environ.get("NODE_NAME")
-host = hostinfo.collect()
-host["pod_hostname"], host["hostname"] = host.get("hostname"), node or host.get("hostname")
-print({POD_LINE!r} + json.dumps({{
-    "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    "shard": int(sys.argv[1]), "index": os.environ.get("JOB_COMPLETION_INDEX"),
-    "pod": os.environ.get("POD_NAME"), "node": node, "host": host,
-    "cpuset": read("/sys/fs/cgroup/cpuset.cpus.effective"),
-    "cpu_max": read("/sys/fs/cgroup/cpu.max"),
-    "affinity": sorted(os.sched_getaffinity(0)),
-}}), flush=True)
+from gilbench import taskhost
+taskhost.report({POD_LINE!r}, os.environ.get("NODE_NAME"), "pod_hostname",
+                shard=int(sys.argv[1]), index=os.environ.get("JOB_COMPLETION_INDEX"),
+                pod=os.environ.get("POD_NAME"))
 '''
 
 # JOB_COMPLETION_INDEX counts from 0, gilbench's shards from 1: the shell maps it, so the
@@ -287,7 +270,7 @@ def _key(path: str) -> str:
 def _host_files() -> dict[str, str]:
     """The host-side metadata functions the pod runs (stdlib only), under host/gilbench."""
     return {f"host/gilbench/{name}": (REPO / "gilbench" / name).read_text(encoding="utf-8")
-            for name in ("__init__.py", "hostinfo.py", "topology.py")}
+            for name in taskhost.FILES}
 
 
 def _size(data: dict[str, str]) -> int:

@@ -46,7 +46,7 @@ import docker.errors
 import docker.models.services
 import docker.types
 
-from gilbench import __version__, engine, merge, runfolder, shards, tasklog
+from gilbench import __version__, engine, merge, runfolder, shards, taskhost, tasklog
 from gilbench.errors import GilbenchError
 from gilbench.matrix import Matrix, expand
 from gilbench.paths import EXPERIMENTS_DIR, REPO
@@ -65,31 +65,12 @@ TMPFS_BYTES = 256 * 1024 * 1024  # as the Docker runner's tmpfs
 # What a task says about where it ran: the node's hostname (so shards on one node are
 # one host to merge, not one host per container), cgroup limits, affinity.
 TASK_INFO = f'''\
-import json, os, sys
+import os, sys
 sys.path.insert(0, "{LAB}/host")
-from datetime import UTC, datetime
-from gilbench import hostinfo
-
-def read(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-node = os.environ.get("GILBENCH_NODE")
-host = hostinfo.collect()
-host["container_hostname"], host["hostname"] = host.get("hostname"), node or host.get("hostname")
-print({tasklog.POD_LINE!r} + json.dumps({{
-    "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    "shard": int(sys.argv[1]), "slot": int(sys.argv[2]),
-    "task": os.environ.get("GILBENCH_TASK"), "node": node, "host": host,
-    "cpuset": read("/sys/fs/cgroup/cpuset.cpus.effective")
-              or read("/sys/fs/cgroup/cpuset/cpuset.effective_cpus"),
-    "cpu_max": read("/sys/fs/cgroup/cpu.max"),
-    "cfs_quota_us": read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-    "affinity": sorted(os.sched_getaffinity(0)),
-}}), flush=True)
+from gilbench import taskhost
+taskhost.report({tasklog.POD_LINE!r}, os.environ.get("GILBENCH_NODE"), "container_hostname",
+                shard=int(sys.argv[1]), slot=int(sys.argv[2]),
+                task=os.environ.get("GILBENCH_TASK"))
 '''
 
 _UNPACK = ("import sys, tarfile\n"
@@ -237,7 +218,7 @@ def bundle(job: Job) -> bytes:
 
     files = dict(experiments_files())
     files["gilbench-task.py"] = TASK_INFO.encode()
-    for name in ("__init__.py", "hostinfo.py", "topology.py"):
+    for name in taskhost.FILES:
         files[f"host/gilbench/{name}"] = (REPO / "gilbench" / name).read_bytes()
     for run in job.runs:
         files[f"cells/shard-{run['index']}.jsonl"] = _cell_lines(job, run)
