@@ -595,15 +595,8 @@ def import_shard(plan: Plan, index: int, log_text: str, results_dir: Path) -> Im
         missing = len(expected) - len(log.records)
         if log.done is not None and not missing:
             manifest.finished_at = log.done[1] or runfolder.now()
-        run_dir = runfolder.create(results_dir, run["run_id"])
-        with runfolder.locked(run_dir):
-            runfolder.save_harness(run_dir, experiments_dir)
-            writer = runfolder.RecordWriter(run_dir)
-            try:
-                for record in log.records:
-                    writer.append(record)
-            finally:
-                writer.close()
-            runfolder.write_manifest(run_dir, manifest)
+        run_dir = runfolder.write_new_run(
+            results_dir / run["run_id"], manifest, log.records, experiments_dir,
+            if_taken="remove it to import the shard again")
     return Imported(run_dir, len(log.records), missing, len(expected),
                     log.damaged, log.done[0] if log.done else None)

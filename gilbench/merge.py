@@ -342,4 +342,4 @@ def merge(run_dirs: list[Path], output: Path, allow_mixed: bool = False,
     }
     harness = next((h for s in sources if (h := runfolder.harness(s.run_dir)) is not None),
                    None)
-    return runfolder.write_merged(output, merged, records, harness, user_files)
+    return runfolder.write_new_run(output, merged, records, harness, user_files)

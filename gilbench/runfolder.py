@@ -382,14 +382,16 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     _replace(run_dir, MANIFEST, json.dumps(manifest.to_json(), indent=2, allow_nan=False) + "\n")
 
 
-def write_merged(dest: Path, manifest: Manifest, records: list[Record], harness_from: Path | None,
-                 user_files: dict[str, bytes]) -> Path:
-    """A new run folder `dest` holding these records and this manifest (gilbench/merge.py),
-    all or nothing: everything is written into a dot-folder beside it, manifest last, and
-    renamed into place, so a merge killed halfway leaves no folder that looks like a run
-    (`newest` skips dot-folders) and an existing `dest` is never touched."""
+def write_new_run(dest: Path, manifest: Manifest, records: list[Record],
+                  harness_from: Path | None, user_files: dict[str, bytes] | None = None,
+                  if_taken: str = "choose another name with -o, or remove it") -> Path:
+    """A new run folder `dest` holding these records and this manifest, from records made
+    elsewhere (a merge; a Kubernetes pod's or Swarm task's log), all or nothing: everything
+    is written into a dot-folder beside it, manifest last, and renamed into place, so a
+    writer killed halfway leaves no folder that looks like a run (`newest` skips
+    dot-folders) and an existing `dest` is never touched."""
     if dest.exists():
-        raise GilbenchError(f"{dest} already exists; choose another name with -o, or remove it.")
+        raise GilbenchError(f"{dest} already exists; {if_taken}.")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.merging-", dir=dest.parent))

@@ -342,21 +342,12 @@ def _import(job: Job, run: dict[str, Any], log: tasklog.PodLog, task: dict[str, 
         extra={"swarm": {"service": service, "slot": index - 1,
                          "task": (task or {}).get("ID"), "node": facts.get("node")}},
     )
-    if log.done is not None and not any(
-            (c["cell_id"], r) not in {(x["cell_id"], x["repetition"]) for x in log.records}
-            for c in run["cells"] for r in c["repetitions"]):
+    got = {(x["cell_id"], x["repetition"]) for x in log.records}
+    if log.done is not None and all((c["cell_id"], r) in got
+                                    for c in run["cells"] for r in c["repetitions"]):
         manifest.finished_at = log.done[1] or runfolder.now()
-    run_dir = runfolder.create(results_dir, run["run_id"])
-    with runfolder.locked(run_dir):
-        runfolder.save_harness(run_dir, EXPERIMENTS_DIR)
-        writer = runfolder.RecordWriter(run_dir)
-        try:
-            for record in log.records:
-                writer.append(record)
-        finally:
-            writer.close()
-        runfolder.write_manifest(run_dir, manifest)
-    return run_dir
+    return runfolder.write_new_run(results_dir / run["run_id"], manifest, log.records,
+                                   EXPERIMENTS_DIR, if_taken="remove it and run the job again")
 
 
 def _collect(job: Job, tasks: list[dict[str, Any]], logs: dict[str, list[str]],
