@@ -410,6 +410,14 @@ def write_new_run(dest: Path, manifest: Manifest, records: list[Record],
         except OSError as exc:
             raise _disk_error(exc, dest.parent, f"moving the merged run to {dest.name}") from None
         _fsync_dir(dest.parent)
+    except DiskError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        # The staging folder is gone, so the run-folder advice (resume it) would mislead.
+        full = isinstance(exc, DiskFull)
+        raise type(exc)(
+            f"Writing {dest} failed ({'the disk is full' if full else exc}); nothing was "
+            f"kept{': free some space and' if full else ';'} run the same command again."
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
