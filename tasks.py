@@ -88,7 +88,7 @@ class _HelpKeepsDashH(Task):
 
 @task(
     klass=_HelpKeepsDashH,
-    iterable=["configure_arg"],
+    iterable=["configure_arg", "engine"],
     help={
         "python": "CPython version: '3.12' = newest locked 3.12.x, '3.13.5' = exactly that "
         "(default from invoke.yaml: gilbench.python).",
@@ -111,13 +111,16 @@ class _HelpKeepsDashH(Task):
         "sub-interpreter suites, test_threading and test_multiprocessing_forkserver subsets) "
         "on the build, new or existing, and store the result on its record; exits non-zero "
         "naming the failing tests (the build is kept, marked failed).",
+        "engine": "Build on the Docker engine at this URL (unix://, tcp:// with TLS from "
+        "DOCKER_CERT_PATH/DOCKER_TLS_VERIFY, ssh://) instead of the local one; repeatable: "
+        "one build on each engine, in turn. The local base image is sent along.",
     },
 )
 def build(
     c: Context, python: str = "", variant: str = "", configure_arg: list[str] | None = None,
     source: str = "", backend: str = "", base_image: str = "", jobs: str = "",
     rebuild: bool = False, check_reproducible: bool = False, output: str = "",
-    check: bool = False,
+    check: bool = False, engine: list[str] | None = None,
 ) -> None:
     """Build CPython from pinned, verified sources (PGO by default); a no-op if built.
 
@@ -125,7 +128,9 @@ def build(
     refused. Flags that move where CPython installs (--prefix, --libdir, ...) are refused.
     --check runs CPython's own tests on the build (about a minute on 2 cores).
     """
-    from gilbench.build import BuildOptions, check_log_path, run_build
+    from dataclasses import replace
+
+    from gilbench.build import BuildOptions
     from gilbench.console import PhaseProgress, console
 
     conf = settings(c)
@@ -147,6 +152,18 @@ def build(
         if check and check_reproducible:
             raise GilbenchError("--check and --check-reproducible are separate runs; give "
                                 "one of them.")
+        engines = [e.strip() for e in engine or []]
+        if any(not e for e in engines) or len(set(engines)) != len(engines):
+            raise GilbenchError("--engine needs a URL, each engine once (e.g. --engine "
+                                "ssh://user@host).")
+        if engines and check_reproducible:
+            raise GilbenchError("--check-reproducible builds on the local engine; drop "
+                                "--engine.")
+    for url in engines:  # one build per engine, each as it would be there alone
+        console.print(f"engine {url}:", markup=False)
+        _build_once(replace(options, engine=url), check, conf["cache_dir"])
+    if engines:
+        return
     if check_reproducible:
         from gilbench import reprocheck
 
@@ -157,6 +174,13 @@ def build(
             console.print(line, markup=False, highlight=False)
         console.print(f"report: {path}")
         return
+    _build_once(options, check, conf["cache_dir"])
+
+
+def _build_once(options: Any, check: bool, cache_dir: Path) -> None:
+    from gilbench.build import check_log_path, run_build
+    from gilbench.console import PhaseProgress, console
+
     with user_errors(), PhaseProgress("building CPython") as progress:
         result = run_build(options, progress)
     record = result.record
@@ -170,7 +194,7 @@ def build(
     console.print(f"  CPython {record['version']} ({record['variant']}), sha256 "
                   f"{record['sha256'][:16]}…, CONFIG_ARGS: {record['config_args']}")
     if check:
-        _show_selfcheck(record["selfcheck"], str(where), check_log_path(conf["cache_dir"], record))
+        _show_selfcheck(record["selfcheck"], str(where), check_log_path(cache_dir, record))
 
 
 def _show_selfcheck(result: dict[str, Any], where: str, log: Path | None) -> None:
@@ -437,6 +461,8 @@ def experiment(
                        "gilbench.results_dir (invoke.yaml or INVOKE_GILBENCH_RESULTS_DIR)")
             specs = python or chosen.pythons or [conf["python"]]
             resolved = [
+                targets.resolve_for_engines(spec, backend or conf["backend"], conf["variant"],
+                                            conf["cache_dir"], engines) if engines else
                 targets.resolve(spec, backend or conf["backend"], conf["variant"],
                                 conf["cache_dir"])
                 for spec in specs

@@ -39,8 +39,10 @@ class Backend(ABC):
         """Raise BackendUnavailable with the reason and the fix, if it is not available."""
 
     @abstractmethod
-    def builder(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> Builder:
-        """A Builder ready to use; BackendUnavailable if this host cannot build here."""
+    def builder(self, cache_dir: Path, jobs: int | None = None, base_image: str = "",
+                engine_url: str | None = None) -> Builder:
+        """A Builder ready to use (on the engine at `engine_url`, where the backend has
+        engines); BackendUnavailable if it cannot build there."""
 
     @abstractmethod
     def runner(
@@ -50,12 +52,14 @@ class Backend(ABC):
         """A Runner for one target under these limits (memory ignored where not applied)."""
 
     @abstractmethod
-    def builds(self, cache_dir: Path) -> list[dict[str, Any]]:
-        """The finished builds this backend has, newest first (build records)."""
+    def builds(self, cache_dir: Path, engine_url: str | None = None) -> list[dict[str, Any]]:
+        """The finished builds this backend has (on the engine at `engine_url`), newest
+        first (build records)."""
 
     @abstractmethod
-    def target(self, record: dict[str, Any]) -> Target:
-        """The interpreter under test that a build record of this backend names."""
+    def target(self, record: dict[str, Any], engine_url: str | None = None) -> Target:
+        """The interpreter under test that a build record of this backend names (found on
+        the engine at `engine_url`; None: the local one)."""
 
 
 REGISTRY: dict[str, Backend] = {}
@@ -116,11 +120,13 @@ class DockerBackend(Backend):
 
         engine.connect(timeout=5).close()  # raises the specific, helpful error
 
-    def builder(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> Builder:
+    def builder(self, cache_dir: Path, jobs: int | None = None, base_image: str = "",
+                engine_url: str | None = None) -> Builder:
+        from gilbench import engine
         from gilbench.builders import DockerBuilder
 
-        self.require()
-        return DockerBuilder(cache_dir, jobs, base_image)
+        engine.connect(timeout=5, url=engine_url).close()  # the specific, helpful error
+        return DockerBuilder(cache_dir, jobs, base_image, engine_url)
 
     def runner(
         self, target: Target, log_path: Path, *, cpuset: str = "", memory: str | None = None,
@@ -130,16 +136,20 @@ class DockerBackend(Backend):
 
         return DockerRunner(target, log_path, cpuset, memory, max_workers=max_workers)
 
-    def builds(self, cache_dir: Path) -> list[dict[str, Any]]:
+    def builds(self, cache_dir: Path, engine_url: str | None = None) -> list[dict[str, Any]]:
         from gilbench import buildspec, engine
 
-        return buildspec.list_docker_builds(engine.connect(timeout=30))
+        client = engine.connect(timeout=30, url=engine_url)
+        try:
+            return buildspec.list_docker_builds(client)
+        finally:
+            client.close()
 
-    def target(self, record: dict[str, Any]) -> Target:
+    def target(self, record: dict[str, Any], engine_url: str | None = None) -> Target:
         from gilbench.targets import Target
 
         return Target(f"{self.name}:{record['image']}", _label(record), self.name,
-                      record["executable"], record["image"], record)
+                      record["executable"], record["image"], record, engine_url)
 
 
 @register
@@ -156,9 +166,13 @@ class NativeBackend(Backend):
     def require(self) -> None:
         return None
 
-    def builder(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> Builder:
+    def builder(self, cache_dir: Path, jobs: int | None = None, base_image: str = "",
+                engine_url: str | None = None) -> Builder:
         from gilbench.builders import NativeBuilder
 
+        if engine_url:
+            raise GilbenchError("--engine builds Docker images; drop --backend native or "
+                                "--engine.")
         builder = NativeBuilder(cache_dir, jobs)
         missing = builder.missing_tools()
         if missing:
@@ -177,12 +191,12 @@ class NativeBackend(Backend):
 
         return NativeRunner(target, log_path, cpuset, max_workers=max_workers)
 
-    def builds(self, cache_dir: Path) -> list[dict[str, Any]]:
+    def builds(self, cache_dir: Path, engine_url: str | None = None) -> list[dict[str, Any]]:
         from gilbench import buildspec
 
         return buildspec.list_native_builds(cache_dir)
 
-    def target(self, record: dict[str, Any]) -> Target:
+    def target(self, record: dict[str, Any], engine_url: str | None = None) -> Target:
         from gilbench.targets import Target
 
         return Target(f"{self.name}:{record['executable']}", _label(record), self.name,

@@ -35,7 +35,7 @@ def local_tag() -> str:
     return f"{LOCAL_REPO}:bookworm-{digest.hexdigest()[:12]}"
 
 
-def _get(client: docker.DockerClient, ref: str) -> str | None:
+def image_id(client: docker.DockerClient, ref: str) -> str | None:
     try:
         image_id = client.images.get(ref).id
     except docker.errors.ImageNotFound:
@@ -47,11 +47,11 @@ def ensure(
     client: docker.DockerClient, pinned: str, log: Callable[[str], None], log_path: Path
 ) -> BaseImage:
     """The first base that exists or can be made: pinned (local or pulled), then mmdebstrap."""
-    if image_id := _get(client, pinned):
-        return BaseImage(pinned, image_id, "local")
+    if found := image_id(client, pinned):
+        return BaseImage(pinned, found, "local")
     made = local_tag()
-    if image_id := _get(client, made):
-        return BaseImage(made, image_id, "local")
+    if found := image_id(client, made):
+        return BaseImage(made, found, "local")
     try:
         log(f"pulling {pinned}")
         image = client.images.pull(pinned)
@@ -82,7 +82,7 @@ def _make_with_mmdebstrap(client: docker.DockerClient, tag: str, log_path: Path)
             )
         repository, _, name = tag.partition(":")
         client.api.import_image(src=str(tar), repository=repository, tag=name)
-    image_id = _get(client, tag)
-    if image_id is None:
+    found = image_id(client, tag)
+    if found is None:
         raise GilbenchError(f"Importing the base image {tag} failed; see the log {log_path}.")
-    return BaseImage(tag, image_id, "mmdebstrap")
+    return BaseImage(tag, found, "mmdebstrap")

@@ -4,6 +4,7 @@ reuse) it with the chosen backend, smoke-check it and record its provenance; wit
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -48,11 +49,13 @@ class BuildOptions:
     # Run CPython's own tests for what gilbench measures (gilbench/selfcheck.py) on the
     # build, new or existing, and store the result on its record (`invoke build --check`).
     check: bool = False
+    # Build on the Docker engine at this URL instead of the local one (`--engine`).
+    engine: str | None = None
 
 
 def get_builder(options: BuildOptions) -> Builder:
     return backends.get(options.backend).builder(options.cache_dir, options.jobs,
-                                                 options.base_image)
+                                                 options.base_image, options.engine)
 
 
 def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
@@ -120,7 +123,10 @@ def run_build(options: BuildOptions, on_event: EventSink) -> BuildResult:
 def _write_record(cache_dir: Path, record: dict[str, Any]) -> None:
     record_dir = cache_dir / "builds"
     record_dir.mkdir(parents=True, exist_ok=True)
-    (record_dir / f"{record['name']}.json").write_text(json.dumps(record, indent=2))
+    # The same spec built on another engine is another binary: a file of its own.
+    url = (record.get("engine") or {}).get("url")
+    where = f"@{hashlib.sha256(url.encode()).hexdigest()[:8]}" if url else ""
+    (record_dir / f"{record['name']}{where}.json").write_text(json.dumps(record, indent=2))
 
 
 def check_log_path(cache_dir: Path, record: dict[str, Any]) -> Path:
@@ -134,7 +140,7 @@ def _checked(result: BuildResult, builder: Builder, options: BuildOptions,
     failed check keeps the build, marked failed (the caller decides the exit status)."""
     clock = PhaseClock(on_event)
     clock.start("self-check")
-    target = backends.get(result.record["backend"]).target(result.record)
+    target = backends.get(result.record["backend"]).target(result.record, options.engine)
     check = selfcheck.run(target, options.jobs, check_log_path(options.cache_dir, result.record))
     record = {**result.record, "selfcheck": check}
     clock.start("record")

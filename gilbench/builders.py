@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -149,16 +150,18 @@ class DockerBuilder(Builder):
     name = backends.DockerBackend.name
     rebuilds = True  # the new image is tagged only once it passed its smoke check
 
-    def __init__(self, cache_dir: Path, jobs: int | None = None, base_image: str = "") -> None:
+    def __init__(self, cache_dir: Path, jobs: int | None = None, base_image: str = "",
+                 engine_url: str | None = None) -> None:
         super().__init__(cache_dir, jobs)
         self.base_image = base_image
+        self.engine_url = engine_url  # None: the local engine (DOCKER_HOST or the socket)
         self._client: docker.DockerClient | None = None
         self._base: baseimage.BaseImage | None = None
 
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = engine.connect()
+            self._client = engine.connect(url=self.engine_url)
         return self._client
 
     def is_available(self) -> bool:
@@ -166,6 +169,8 @@ class DockerBuilder(Builder):
 
     def prepare(self, clock: PhaseClock, log_path: Path) -> str:
         clock.start("base")
+        if self.engine_url:
+            self._send_base(lambda text: clock.on_event("log", text))
         self._base = baseimage.ensure(
             self.client, self.base_image, lambda text: clock.on_event("log", text), log_path
         )
@@ -202,8 +207,10 @@ class DockerBuilder(Builder):
                 ) from exc
             _require_smoke(info, spec, log_path)
             clock.stop()
+            where = {"engine": engine.describe(self.client, self.engine_url)} \
+                if self.engine_url else {}
             record = self.record(
-                spec, source, info, clock, started,
+                spec, source, info, clock, started, **where,
                 image=final, base_image=self._base.ref, base_origin=self._base.origin,
                 executable="/opt/cpython/bin/python3",
                 reproducibility=reproducibility(source.path, DOCKER_BUILD_DIR),
@@ -292,6 +299,30 @@ class DockerBuilder(Builder):
     def _remove(self, tag: str) -> None:
         with contextlib.suppress(docker.errors.ImageNotFound):
             self.client.images.remove(tag, force=True)
+
+    def _send_base(self, log: Callable[[str], None]) -> None:
+        """A build on another engine starts from the local engine's base image, sent by
+        save | load (same image id, so the same build spec and tag as a local build),
+        when that engine lacks it and a local engine has it; otherwise the engine gets a
+        base of its own (pulled, or made with mmdebstrap here and imported there)."""
+        from gilbench import engines
+
+        assert self.engine_url is not None
+        refs = [r for r in (self.base_image, baseimage.local_tag()) if r]
+        if any(baseimage.image_id(self.client, ref) for ref in refs):
+            return
+        try:
+            local = engine.connect(timeout=3600)
+        except BackendUnavailable:
+            return
+        try:
+            for ref in refs:
+                if baseimage.image_id(local, ref):
+                    log(f"sending the base image {ref} to {self.engine_url}")
+                    engines.send(local, self.client, self.engine_url, ref)
+                    return
+        finally:
+            local.close()
 
 
 class NativeBuilder(Builder):

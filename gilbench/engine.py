@@ -8,6 +8,8 @@ DOCKER_TLS_VERIFY, as docker.from_env reads them) or ssh://.
 from __future__ import annotations
 
 import os
+import subprocess
+import urllib.parse
 
 import docker
 import docker.errors
@@ -28,9 +30,38 @@ def _tls(url: str) -> docker.tls.TLSConfig | bool:
         ca_cert=os.path.join(folder, "ca.pem") if verify else None, verify=verify)
 
 
+def _ssh_reach(url: str, timeout: int) -> None:
+    """ssh:// goes through the `ssh` binary (as `docker -H ssh://` does), and the SDK loses
+    both ssh's reason and any timeout (it waits on ssh's pipe): reach the engine with ssh
+    first, so an unreachable host fails in seconds and the error says why."""
+    where = urllib.parse.urlparse(url)
+    args = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={timeout}"]
+    args += ["-l", where.username] if where.username else []
+    args += ["-p", str(where.port)] if where.port else []
+    args += ["--", where.hostname or "", "docker", "version", "--format", "{{.Server.Version}}"]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=2 * timeout + 5,
+                              stdin=subprocess.DEVNULL, check=False)
+    except FileNotFoundError:
+        raise BackendUnavailable(f"The Docker engine at {url} is reached through ssh, and "
+                                 "there is no ssh on PATH; install OpenSSH's client.") from None
+    except subprocess.TimeoutExpired:
+        raise BackendUnavailable(f"The Docker engine at {url} did not answer over ssh within "
+                                 f"{2 * timeout + 5} s; check that `docker -H {url} info` works "
+                                 "from here.") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        reason = lines[-1] if lines else f"ssh exit status {done.returncode}"
+        raise BackendUnavailable(f"The Docker engine at {url} does not answer ({reason}); "
+                                 f"check the URL and that `docker -H {url} info` works from "
+                                 "here.")
+
+
 def connect(timeout: int = 3600, url: str | None = None) -> docker.DockerClient:
     """A client for the engine at `url` (default: the local one); long timeout because
     builds stream for minutes."""
+    if url and url.startswith("ssh://"):
+        _ssh_reach(url, min(timeout, 15))
     try:
         if url:
             client = docker.DockerClient(base_url=url, timeout=timeout, tls=_tls(url),

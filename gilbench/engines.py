@@ -8,10 +8,12 @@ it can see (CPU model, SMT siblings, governor, load), read by a short probe cont
 the run's own image. The fields are hostinfo's, so merge's host axis treats a run on an
 engine like a run of gilbench on that machine.
 
-Builds are looked up on the local engine (where `invoke build` put them). An engine that
-lacks the image gets it by `docker save | docker load`, streamed, and only when the
-source image's build record is the one the run resolved and the loaded image has the
-source's content address (image id); anything else is one sentence, nothing run.
+A run's builds are looked up on its first engine (`invoke build --engine URL` built them
+there), else on the local engine. An engine that holds the same build spec (its tag names
+the spec) uses its own image, which the manifest names; one that lacks it gets the image
+by `docker save | docker load`, streamed, only when the source image's build record is the
+one the run resolved and the loaded image has the source's content address (image id).
+Anything else is one sentence, nothing run.
 """
 
 from __future__ import annotations
@@ -97,33 +99,13 @@ def host_facts(client: docker.DockerClient, url: str, image: str,
     return host, topo
 
 
-def ensure_image(source: docker.DockerClient, dest: docker.DockerClient, url: str,
-                 target: Target) -> dict[str, Any]:
-    """The target's image on the engine at `url`, transferred from `source` (the local
-    engine) with save | load when missing; what happened, for the manifest."""
-    tag = target.image
-    assert tag is not None, "a docker target has an image"
-    try:
-        original = source.images.get(tag)
-    except docker.errors.ImageNotFound:
-        raise GilbenchError(f"The image {tag} is not on the local engine, so it cannot be "
-                            "sent to other engines; build it with `invoke build`.") from None
-    record = buildspec.parse_record(original.labels.get(buildspec.LABEL, ""))
-    if target.build is not None and record != target.build:
-        raise GilbenchError(f"The local image {tag} carries another build record than the "
-                            "build this run resolved; rebuild it with `invoke build`.")
-    try:
-        there = dest.images.get(tag)
-    except docker.errors.ImageNotFound:
-        there = None
+def send(source: docker.DockerClient, dest: docker.DockerClient, url: str,
+         tag: str) -> dict[str, Any]:
+    """`docker save | docker load` of `tag` from `source` to the engine at `url`, streamed
+    through this host; the loaded image must have the source's content address (image
+    id), else it is removed again. What was sent, for the manifest."""
+    original = source.images.get(tag)
     original_id = str(original.id)
-    if there is not None:
-        if str(there.id) != original_id:
-            raise GilbenchError(
-                f"The engine at {url} holds {tag} as image {str(there.id)[7:19]}, not the build's "
-                f"{original_id[7:19]}; remove it there (`docker -H {url} rmi {tag}`) so "
-                "gilbench can send the build.")
-        return {"image": tag, "image_id": original_id, "transferred": False}
     started = time.monotonic()
     sent = [0]
 
@@ -142,10 +124,49 @@ def ensure_image(source: docker.DockerClient, dest: docker.DockerClient, url: st
     if loaded_id != original_id:
         dest.images.remove(loaded_id, force=True)
         raise GilbenchError(
-            f"The engine at {url} loaded {tag} as image {loaded_id[7:19]}, not the build's "
-            f"{original_id[7:19]}, so it was removed again; check that engine's storage.")
+            f"The engine at {url} loaded {tag} as image {loaded_id[7:19]}, not the "
+            f"{original_id[7:19]} it was sent, so it was removed again; check that engine's "
+            "storage.")
     return {"image": tag, "image_id": original_id, "transferred": True,
             "bytes": sent[0], "seconds": round(time.monotonic() - started, 1)}
+
+
+def ensure_image(source: docker.DockerClient, dest: docker.DockerClient, url: str,
+                 target: Target) -> dict[str, Any]:
+    """The target's image on the engine at `url`: already there (the same image, or the
+    same build spec built on that engine with `invoke build --engine`), else sent from
+    `source` (the engine the build was found on) with save | load. What happened, for
+    the manifest."""
+    tag = target.image
+    assert tag is not None, "a docker target has an image"
+    where = f"the engine at {target.engine}" if target.engine else "the local engine"
+    try:
+        original = source.images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise GilbenchError(f"The image {tag} is not on {where}, so it cannot be sent to "
+                            "other engines; build it with `invoke build`.") from None
+    record = buildspec.parse_record(original.labels.get(buildspec.LABEL, ""))
+    if target.build is not None and record != target.build:
+        raise GilbenchError(f"The image {tag} on {where} carries another build record than "
+                            "the build this run resolved; rebuild it with `invoke build`.")
+    try:
+        there = dest.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return send(source, dest, url, tag)
+    original_id, there_id = str(original.id), str(there.id)
+    if there_id == original_id:
+        return {"image": tag, "image_id": original_id, "transferred": False}
+    # The tag names the build spec (version, sha256, flags, recipe, base image id), so a
+    # build record under it on that engine is the same spec, built there: its own binary,
+    # which the manifest names. Anything else under the tag is refused.
+    own = buildspec.parse_record(there.labels.get(buildspec.LABEL, ""))
+    if own is None or not own.get("name") or own.get("name") != (record or {}).get("name"):
+        raise GilbenchError(
+            f"The engine at {url} holds {tag} as image {there_id[7:19]}, not the build's "
+            f"{original_id[7:19]}; remove it there (`docker -H {url} rmi {tag}`) so "
+            "gilbench can send the build.")
+    return {"image": tag, "image_id": there_id, "transferred": False, "built_there": True,
+            "built_at": own.get("built_at"), "source_image_id": original_id}
 
 
 def prepare(url: str, targets: list[Target]) -> dict[str, Any]:
@@ -156,12 +177,16 @@ def prepare(url: str, targets: list[Target]) -> dict[str, Any]:
             raise GilbenchError(f"--engine runs Docker builds; {target.executable} is a native "
                                 "python, so give a build (e.g. --python 3.13) instead.")
     client = engine.connect(timeout=3600, url=url)
-    local = engine.connect(timeout=3600)
     try:
-        images = [ensure_image(local, client, url, target) for target in targets]
+        images = []
+        for target in targets:
+            source = engine.connect(timeout=3600, url=target.engine)
+            try:
+                images.append(ensure_image(source, client, url, target))
+            finally:
+                source.close()
         return {**engine.describe(client, url), "images": images}
     finally:
-        local.close()
         client.close()
 
 

@@ -467,7 +467,11 @@ class DockerRunner(Runner):
         raw: Any = getattr(sock, "_sock", sock)  # the socket under the HTTP response
         try:
             raw.sendall(_tar(files))
-            raw.shutdown(socket.SHUT_WR)
+            proc = getattr(raw, "proc", None)  # ssh:// engines: the SDK's pipe to `ssh`
+            if proc is not None:  # its socket object is never connected
+                proc.stdin.close()
+            else:
+                raw.shutdown(socket.SHUT_WR)
             _, err = docker.utils.socket.consume_socket_output(
                 docker.utils.socket.frames_iter(sock, tty=False), demux=True)
         finally:

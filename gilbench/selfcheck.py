@@ -322,12 +322,24 @@ def docker_sandbox(jobs: int) -> dict[str, Any]:
             "pids_limit": runners.PIDS_BASE + PIDS_PER_JOB * jobs}
 
 
-def _run_docker(image: str, cmd: list[str], timeout_s: float, jobs: int) -> tuple[str, str]:
+def _engine_cpus(url: str) -> int:
+    """The CPUs of the engine's machine, where a build on it runs its check."""
+    from gilbench import engine
+
+    client = engine.connect(timeout=30, url=url)
+    try:
+        return int(client.info().get("NCPU") or 1)
+    finally:
+        client.close()
+
+
+def _run_docker(image: str, cmd: list[str], timeout_s: float, jobs: int,
+                url: str | None = None) -> tuple[str, str]:
     import docker.errors
 
     from gilbench import engine, runners
 
-    client = engine.connect(timeout=int(timeout_s) + 60)
+    client = engine.connect(timeout=int(timeout_s) + 60, url=url)
     box = docker_sandbox(jobs)
     try:
         container = client.containers.run(
@@ -361,10 +373,11 @@ def run(target: Target, jobs: int | None = None, log_path: Path | None = None, *
     the structured result. regrtest's own output goes to log_path when given."""
     registry = suites or SUITES
     # -j: the cores this host lets gilbench use (a container without a cpuset sees them all)
-    jobs = jobs or len(os.sched_getaffinity(0))
+    jobs = jobs or (_engine_cpus(target.engine) if target.engine
+                    else len(os.sched_getaffinity(0)))
     cmd = _script_cmd(target.executable, jobs, testdir, registry)
     if target.image is not None:
-        stdout, stderr = _run_docker(target.image, cmd, timeout_s, jobs)
+        stdout, stderr = _run_docker(target.image, cmd, timeout_s, jobs, target.engine)
     else:
         stdout, stderr = _run_native(cmd, timeout_s)
     raw = _parse_answer(target.executable, stdout, stderr)

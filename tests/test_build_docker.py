@@ -408,6 +408,17 @@ def test_shards_on_two_engines_of_the_built_image(
     check_two_engines(targets._from_build(pgo_build[0].record), tmp_path)
 
 
+def test_a_run_on_an_ssh_engine_of_the_built_image(
+    pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
+) -> None:
+    """Issue 12: `--engine ssh://` through a real sshd to this engine (the harness is
+    copied in over ssh's pipe; tests/test_engine_ssh.py holds the check)."""
+    from tests.test_engine_ssh import check_ssh_engine
+
+    record = pgo_build[0].record
+    check_ssh_engine(record["image"], record["version"], tmp_path)
+
+
 def test_user_workloads_run_in_the_built_image(
     pgo_build: tuple[BuildResult, list[tuple[str, str]]], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

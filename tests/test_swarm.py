@@ -75,14 +75,13 @@ def _killer(client: docker.DockerClient, stop: threading.Event, killed: list[str
 
 
 def check_swarm_job(target: Target, tmp_path: Path) -> None:
-    """A real 2-replica job of three cells on the local engine; one task is killed after
-    its first record: Swarm retries it, and the merged run has every record exactly once."""
+    """A real 2-replica job of the quick matrix on the local engine; one task is killed
+    after its first record: Swarm retries it, and the merged run has every record exactly
+    once."""
     client = _engine()
-    matrix_file = tmp_path / "swarm.toml"
-    matrix_file.write_text(MATRIX)
     results = tmp_path / "results"
     results.mkdir()
-    matrix = matrices.load(str(matrix_file))
+    matrix = matrices.load("quick")
     with swarm_mode(client):
         job = swarm.plan(matrix, target, 2, "1g", command="test")
         stop, killed = threading.Event(), []
@@ -91,7 +90,7 @@ def check_swarm_job(target: Target, tmp_path: Path) -> None:
         events: list[tuple[str, object]] = []
         try:
             result = swarm.run(job, results, lambda kind, p: events.append((kind, p)),
-                               client=client, timeout_s=240)
+                               client=client, timeout_s=480)
         finally:
             stop.set()
             killer.join(5)
@@ -113,9 +112,11 @@ def check_swarm_job(target: Target, tmp_path: Path) -> None:
     records = runfolder.read_records(result.run_dir).records
     keys = [(r["cell_id"], r["repetition"]) for r in records]
     planned = {(c["cell_id"], rep) for c in manifest.cells for rep in c["repetitions"]}
-    assert len(keys) == len(set(keys)) == len(planned) == 9  # sequential: workers 1 only
+    assert len(keys) == len(set(keys)) == len(planned) == 66  # 22 cells x 3 repetitions
     assert set(keys) == planned
-    assert all(r["status"] == "ok" for r in records), [r["message"] for r in records]
+    # 3.13 has no InterpreterPoolExecutor: those cells say so; every other one is ok.
+    assert {r["status"] for r in records if r["model"] != "interpreter-pool"} == {"ok"}, [
+        r["message"] for r in records if r["status"] != "ok"]
     for source in manifest.merge["sources"]:
         shard = runfolder.read_manifest(results / source)
         backend = next(iter(shard.backend.values()))
