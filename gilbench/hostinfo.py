@@ -70,6 +70,60 @@ def topology() -> dict[str, Any]:
     return _topology.read(cpus=usable).summary()
 
 
+CGROUP = Path("/sys/fs/cgroup")
+SELF_CGROUP = "/proc/self/cgroup"
+
+
+def _cgroup_dirs(controller: str) -> list[tuple[int, Path]]:
+    """(cgroup version, folder) of this process's cgroup and its ancestors, innermost
+    first, in the v2 hierarchy and in v1's `controller` hierarchy where the host has it:
+    a limit on any of them (a systemd slice's CPUQuota=, a pod's) applies. In a container
+    with its own cgroup namespace the path is "/", the container's own cgroup."""
+    paths: dict[str, str] = {}
+    for line in (_read(SELF_CGROUP) or "").splitlines():
+        _, names, path = (line.split(":", 2) + ["", ""])[:3]
+        for name in names.split(",") if names else [""]:
+            paths[name] = path
+    found = []
+    for version, root, where in ((2, CGROUP, paths.get("")),
+                                 (1, CGROUP / controller, paths.get(controller))):
+        if where:
+            folder = root / where.lstrip("/")
+            found += [(version, f) for f in [folder, *folder.parents][:len(Path(where).parts)]]
+    return found
+
+
+def cgroup_cpu_max() -> str | None:
+    """The tightest CPU quota over this cgroup and its ancestors as cgroup v2's cpu.max
+    ("quota period", v1's cfs_quota_us/cfs_period_us alike); "max" where none limits;
+    None where the host has no such files."""
+    tightest: tuple[float, str] | None = None
+    for version, folder in _cgroup_dirs("cpu"):
+        if version == 2:
+            text = _read(str(folder / "cpu.max"))
+        else:
+            quota, period = (_read(str(folder / f"cpu.cfs_{n}_us")) for n in ("quota", "period"))
+            text = f"{'max' if quota == '-1' else quota} {period}" if quota and period else None
+        if text is None:
+            continue
+        quota, _, period = text.partition(" ")
+        cpus = float(quota) / float(period) if quota != "max" else float("inf")
+        if tightest is None or cpus < tightest[0]:
+            tightest = (cpus, text)
+    return tightest[1] if tightest else None
+
+
+def cgroup_memory_max() -> str | None:
+    """The tightest memory limit in bytes over this cgroup and its ancestors (v2
+    memory.max, v1 memory.limit_in_bytes, whose "unlimited" is a number near 2**63)."""
+    values = [_read(str(folder / ("memory.max" if version == 2 else "memory.limit_in_bytes")))
+              for version, folder in _cgroup_dirs("memory")]
+    limits = [int(v) for v in values if v and v.isdigit() and int(v) < 1 << 62]
+    if limits:
+        return str(min(limits))
+    return "max" if any(values) else None
+
+
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -89,8 +143,8 @@ def collect() -> dict[str, Any]:
         "kernel": platform.release,
         "os": os_name,
         "machine": platform.machine,
-        "cgroup_cpu_max": lambda: _read("/sys/fs/cgroup/cpu.max"),
-        "cgroup_memory_max": lambda: _read("/sys/fs/cgroup/memory.max"),
+        "cgroup_cpu_max": cgroup_cpu_max,
+        "cgroup_memory_max": cgroup_memory_max,
         "mem_total_kb": mem_total_kb,
     }
     info: dict[str, Any] = dict.fromkeys(probes)

@@ -145,6 +145,38 @@ def test_hostinfo_survives_an_odd_host(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hostinfo._read("/nonexistent/file") is None
 
 
+def test_cgroup_limits_are_the_tightest_of_the_cgroup_and_its_ancestors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quota set on a parent (a systemd slice's CPUQuota=, a pod's limit) applies to
+    the process: hostinfo reports the tightest, from cgroup v2 and v1 hierarchies alike."""
+    root = tmp_path / "cgroup"
+    v2 = root / "user.slice" / "run.scope"
+    v1 = root / "cpu" / "batch" / "job"
+    for folder in (v2, v1, root / "memory" / "batch"):
+        folder.mkdir(parents=True)
+    (root / "user.slice" / "cpu.max").write_text("150000 100000\n")  # the slice: 1.5 CPUs
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "memory.max").write_text("max\n")
+    (root / "user.slice" / "memory.max").write_text("4294967296\n")
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    (v1.parent / "cpu.cfs_quota_us").write_text("50000\n")  # v1 parent: half a CPU
+    (v1.parent / "cpu.cfs_period_us").write_text("100000\n")
+    (root / "memory" / "batch" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    proc = tmp_path / "cgroup-of-self"
+    proc.write_text("0::/user.slice/run.scope\n")
+    monkeypatch.setattr(hostinfo, "CGROUP", root)
+    monkeypatch.setattr(hostinfo, "SELF_CGROUP", str(proc))
+    assert hostinfo.cgroup_cpu_max() == "150000 100000"
+    assert hostinfo.cgroup_memory_max() == "4294967296"
+    proc.write_text("4:memory:/batch\n1:cpu,cpuacct:/batch/job\n0::/user.slice/run.scope\n")
+    assert hostinfo.cgroup_cpu_max() == "50000 100000"  # the v1 parent's is tighter
+    proc.write_text("0::/\n")  # a container's own namespace: its cgroup is the root
+    assert hostinfo.cgroup_cpu_max() is None and hostinfo.cgroup_memory_max() is None
+    (root / "cpu.max").write_text("200000 100000\n")
+    assert hostinfo.cgroup_cpu_max() == "200000 100000"
+
+
 def test_default_cpuset_takes_one_cpu_per_physical_core(tmp_path: Path) -> None:
     """On a host whose usable CPUs were all SMT siblings of one core, the driver is pinned
     to one of them and the description says 1 physical core; --cpuset is taken as given."""
