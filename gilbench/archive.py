@@ -189,19 +189,10 @@ def _experiments(run_dir: Path, manifest: runfolder.Manifest) -> tuple[dict[str,
 def _user_workload_files(manifest: runfolder.Manifest, files: dict[str, bytes],
                          where: str) -> dict[str, bytes]:
     """The files of each user workload the manifest names, checked against its sha256."""
-    from gilbench.userwork import tree_hash
+    from gilbench.userwork import recorded
 
-    chosen: dict[str, bytes] = {}
-    for name, entry in manifest.user_workloads.items():
-        listed = entry.get("files") if isinstance(entry, dict) else None
-        mine = {path: files[path] for path in listed or [] if path in files}
-        if not listed or len(mine) != len(listed) or tree_hash(mine) != entry.get("sha256"):
-            raise GilbenchError(
-                f"{where}: the code of the user workload {name} is missing or no longer "
-                "hashes to the manifest's sha256, so it is not the code that ran; restore it, "
-                "or rerun the experiment.")
-        chosen.update(mine)
-    return chosen
+    codes = recorded(manifest.user_workloads, files, Path(runfolder.USER_CODE), where)
+    return {name: data for code in codes for name, data in code.files.items()}
 
 
 def _user_code(run_dir: Path, manifest: runfolder.Manifest) -> dict[str, bytes]:

@@ -8,7 +8,9 @@
    checkout's recipe instead, and says so). A native python is used when the same path
    holds the same version; otherwise its cells are not comparable.
 3. The same cells again: the same matrix, seed and limits where this host allows them,
-   as an ordinary run (so a killed reproduction resumes like any run).
+   and the user workloads' code from the original's own copy (checked against its
+   sha256, never looked up from the current directory), as an ordinary run (so a killed
+   reproduction resumes like any run).
 4. A verdict per cell group, with `invoke compare`'s statistics, and what differs between
    the two hosts; reproduce.md and reproduce.html in the new run's folder.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from gilbench import backends, matrix, run, runfolder
+from gilbench import backends, matrix, run, runfolder, userwork
 from gilbench.build import BuildOptions, run_build
 from gilbench.buildspec import recipe_hash
 from gilbench.errors import GilbenchError
@@ -215,6 +217,7 @@ def rerun(original: Path, results_dir: Path, options: BuildOptions, allow_drift:
     if unfinished is not None:
         say(f"resuming the unfinished reproduction {unfinished.name}")
         return run.resume(unfinished, None, None, on_event)
+    codes = _user_code(original, manifest)  # before anything is built or measured
     if manifest.experiments_hash != run.experiments_hash():
         if not allow_drift:
             raise GilbenchError(
@@ -238,9 +241,20 @@ def rerun(original: Path, results_dir: Path, options: BuildOptions, allow_drift:
     extra = {"reproduces": {"run_id": manifest.run_id, "source": source,
                             "allow_drift": allow_drift, "drift": plan.drift,
                             "missing": plan.missing, "notes": plan.notes}}
-    return run.start(_matrix(manifest), plan.targets, results_dir, limits,
-                     f"invoke reproduce {source}", on_event,
-                     seed=int(manifest.order.get("seed") or 0) or None, extra=extra)
+    with userwork.pinned(codes):  # run.start resolves the matrix's specs: to these only
+        return run.start(_matrix(manifest), plan.targets, results_dir, limits,
+                         f"invoke reproduce {source}", on_event,
+                         seed=int(manifest.order.get("seed") or 0) or None, extra=extra)
+
+
+def _user_code(original: Path, manifest: runfolder.Manifest) -> list[userwork.UserCode]:
+    """The original's own copy of its user workloads' code, checked against its sha256:
+    the code that ran, wherever the rerun is started from and whatever the user's files
+    have become since."""
+    folder = runfolder.user_code(original)
+    files = userwork.read_tree(folder) if folder is not None else {}
+    return userwork.recorded(manifest.user_workloads, files, original / runfolder.USER_CODE,
+                             f"Run {manifest.run_id} ({original})")
 
 
 def verdicts(cells: pd.DataFrame, missing: dict[str, list[str]], groups: dict[str, int],

@@ -16,6 +16,9 @@ Resolving imports nothing on the host. A static look at the source (ast) refuses
 function that is not there or plainly not callable; whether the module imports and the
 name is callable in the target python is checked there, before anything runs
 (`Runner.check_workload`).
+
+A rerun of a recorded run (reproduce) resolves nothing: `recorded` reads the run's copy,
+checked against the manifest's sha256, and `pinned` makes `resolve` answer from it alone.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +98,42 @@ def read_tree(folder: Path) -> dict[str, bytes]:
     return {path.relative_to(folder).as_posix(): path.read_bytes()
             for path in sorted(folder.rglob("*"))
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+
+
+def recorded(entries: dict[str, Any], files: dict[str, bytes], root: Path,
+             where: str) -> list[UserCode]:
+    """The user workloads a manifest names (`user_workloads`), from a copy of the run's code
+    (path under USER_CODE -> bytes, that folder being `root`), each checked against its
+    sha256; one sentence, naming `where`, when one is missing or changed."""
+    codes = []
+    for name, entry in entries.items():
+        listed = entry.get("files") if isinstance(entry, dict) else None
+        mine = {path: files[path] for path in listed or [] if path in files}
+        if not listed or len(mine) != len(listed) or tree_hash(mine) != entry.get("sha256"):
+            raise GilbenchError(
+                f"{where}: the code of the user workload {name} is missing or no longer "
+                "hashes to the manifest's sha256, so it is not the code that ran; restore it, "
+                "or rerun the experiment.")
+        top = root / str(listed[0]).split("/")[0]  # the file or package folder copied
+        codes.append(UserCode(str(entry.get("spec") or name), name,
+                              str(entry.get("kind") or "file"), top, mine))
+    return codes
+
+
+# Set by `pinned`: workload name -> the recorded code that resolve() must return.
+_PINNED: ContextVar[dict[str, UserCode] | None] = ContextVar("_PINNED", default=None)
+
+
+@contextmanager
+def pinned(codes: list[UserCode]) -> Iterator[None]:
+    """While open, resolve() answers every spec from `codes` (by the workload name it
+    gives) and never looks at the disk: a rerun must measure the code that ran, not
+    whatever file of that name the current directory (or nothing) holds now."""
+    token = _PINNED.set({code.name: code for code in codes})
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
 
 
 def is_spec(name: str) -> bool:
@@ -239,6 +281,15 @@ def resolve(spec: str, base: Path | None = None, pythons: list[str] | None = Non
     native target interpreters to ask for a module not found in the current directory or
     on PYTHONPATH (a package installed into them)."""
     left, function, is_file = parse(spec)
+    pins = _PINNED.get()
+    if pins is not None:
+        name = f"{Path(left).stem if is_file else left}:{function}"
+        if name not in pins:
+            raise GilbenchError(
+                f"The workload {spec!r} has no recorded copy of its code in the run being "
+                "rerun (its manifest names no such user workload), so what ran is unknown "
+                "and nothing was measured.")
+        return pins[name]
     cwd = Path.cwd()
     if is_file:
         path = (base or cwd) / Path(left).expanduser()

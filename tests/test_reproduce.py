@@ -4,6 +4,7 @@ what differs between the hosts; refusals are one sentence; an interruption resum
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,3 +174,92 @@ def test_verdicts_name_every_group_and_the_relative_claims() -> None:
     assert reproduce.agreement(outcome) == ("Speedups over sequential (the relative claims): "
                                             "1 of 1 agree within 5%.")
     assert not outcome.reproduced
+
+
+# --- a user's own workload: the archived copy is what reruns, from any folder -------------
+
+USER_MATRIX = '''\
+workers = [1, 2]
+repetitions = 2
+warmups = 0
+timeout_s = 120
+[models.sequential]
+[models.threads]
+[workloads."mywork.py:crunch"]
+n = 20000
+[workloads."mypkg.mod:work"]
+n = 20
+'''
+CRUNCH = "def crunch(n):\n    return sum(i * i % 7 for i in range(n))\n"
+# Imported only if a rerun looked in the current directory instead of the archived copy.
+DECOY = "raise RuntimeError('the current directory was imported, not the archived copy')\n"
+
+
+def _lab(cwd: Path, results: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`invoke -r REPO ARGS` typed in the folder `cwd`, as a user (or stranger) would."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "invoke"), "-r", str(REPO), *args], cwd=cwd,
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, **_env(results)})
+
+
+@pytest.fixture(scope="module")
+def user_archive(python313: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
+        Path, Path]:
+    """(run folder, export) of a run of a user's file and package, whose sources are then
+    deleted; the stranger's folder holds other files of the same names."""
+    root = tmp_path_factory.mktemp("user")
+    src = root / "src"
+    (src / "mypkg").mkdir(parents=True)
+    (src / "mywork.py").write_text(CRUNCH)
+    (src / "mypkg" / "__init__.py").write_text("")
+    (src / "mypkg" / "helpers.py").write_text("def twice(x):\n    return 2 * x\n")
+    (src / "mypkg" / "mod.py").write_text(
+        "from mypkg.helpers import twice\n\ndef work(n):\n    return twice(n)\n")
+    (src / "m.toml").write_text(USER_MATRIX)
+    done = _lab(src, root / "theirs", "experiment", "--matrix", "m.toml", "--python",
+                str(python313), "--backend", "native")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (root / "theirs").iterdir()
+    exported = root / "theirs.gilbench.tar.gz"
+    done = _lab(src, root / "theirs", "export", run_dir.name, "-o", str(exported))
+    assert done.returncode == 0, done.stdout + done.stderr
+    shutil.rmtree(src)
+    (root / "stranger" / "mypkg").mkdir(parents=True)
+    for decoy in ("mywork.py", "mypkg/__init__.py", "mypkg/mod.py"):
+        (root / "stranger" / decoy).write_text(DECOY)
+    return run_dir, exported
+
+
+def test_a_user_workload_reproduces_from_the_archived_copy_in_any_folder(
+        user_archive: tuple[Path, Path]) -> None:
+    run_dir, exported = user_archive
+    results = exported.parent / "mine"
+    done = _lab(exported.parent / "stranger", results, "reproduce", str(exported))
+    assert "Traceback" not in done.stderr and done.returncode in (0, 1), done.stderr
+    assert len(_verdict_lines(done.stdout)) == 6, done.stdout + done.stderr  # 2 x 3 groups
+    (here,) = [p for p in results.iterdir() if (p / "reproduce.md").exists()]
+    first = runfolder.read_manifest(run_dir).user_workloads
+    again = runfolder.read_manifest(here).user_workloads
+    assert {n: e["sha256"] for n, e in again.items()} == {
+        n: e["sha256"] for n, e in first.items()}
+    assert all(str(results / "archives") in e["origin"] for e in again.values())
+    records = runfolder.read_records(here).records
+    assert records and all(r["status"] == "ok" for r in records), records
+
+
+@pytest.mark.parametrize("damage", ["changed", "missing"])
+def test_a_rerun_whose_user_code_is_not_what_ran_is_one_sentence(
+        user_archive: tuple[Path, Path], tmp_path: Path, damage: str) -> None:
+    run_dir, exported = user_archive
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    if damage == "changed":
+        (copy / "userwork" / "mywork.py").write_text(CRUNCH + "# edited\n")
+    else:
+        shutil.rmtree(copy / "userwork")
+    done = _lab(exported.parent / "stranger", tmp_path / "mine", "reproduce", str(copy))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"Run {run_dir.name} ({copy}): the code of the user workload mywork:crunch is "
+            "missing or no longer hashes to the manifest's sha256") in done.stderr, done.stderr
+    assert not list((tmp_path / "mine").glob("2*"))  # nothing measured
