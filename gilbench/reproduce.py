@@ -241,10 +241,10 @@ def rerun(original: Path, results_dir: Path, options: BuildOptions, allow_drift:
     extra = {"reproduces": {"run_id": manifest.run_id, "source": source,
                             "allow_drift": allow_drift, "drift": plan.drift,
                             "missing": plan.missing, "notes": plan.notes}}
-    with userwork.pinned(codes):  # run.start resolves the matrix's specs: to these only
-        return run.start(_matrix(manifest), plan.targets, results_dir, limits,
-                         f"invoke reproduce {source}", on_event,
-                         seed=int(manifest.order.get("seed") or 0) or None, extra=extra)
+    return run.start(_matrix(manifest), plan.targets, results_dir, limits,
+                     f"invoke reproduce {source}", on_event,
+                     seed=int(manifest.order.get("seed") or 0) or None, extra=extra,
+                     user_code=codes)
 
 
 def _user_code(original: Path, manifest: runfolder.Manifest) -> list[userwork.UserCode]:

@@ -112,6 +112,7 @@ def start(
     matrix: Matrix, targets: list[Target], results_dir: Path, limits: Limits, command: str,
     on_event: RunEvents, seed: int | None = None, extra: dict[str, Any] | None = None,
     shard: shards.Shard | None = None, engine_url: str | None = None,
+    user_code: list[userwork.UserCode] | None = None,
 ) -> Path:
     """A new run folder with its manifest; then every cell of the matrix, or of `shard`
     of it (gilbench/shards.py). `seed` replays another run's order (reproduce); `extra`
@@ -125,7 +126,7 @@ def start(
             "run without a memory limit; drop --memory or run a Docker build."
         )
     labels = unique_labels(targets)
-    matrix, codes = resolve_user_workloads(matrix, targets)
+    matrix, codes = resolve_user_workloads(matrix, targets, user_code)
     cells = expand(matrix, labels)
     run_id = runfolder.new_run_id()
     # A seeded shuffle: drift of the host over the run spreads over every model instead
@@ -186,12 +187,14 @@ def start(
     return run_dir
 
 
-def resolve_user_workloads(matrix: Matrix, targets: list[Target]) -> tuple[
+def resolve_user_workloads(matrix: Matrix, targets: list[Target],
+                           recorded: list[userwork.UserCode] | None = None) -> tuple[
         Matrix, list[userwork.UserCode]]:
     """The matrix with each user workload spec replaced by its name (`module:function`),
     and the code of each. File paths in a matrix file are relative to its folder; on the
     command line, to the current directory. Modules are looked up as the target python
-    would (gilbench/userwork.py). One sentence, and nothing written, when one does not
+    would (gilbench/userwork.py). `recorded`: a rerun's code, read from the run it reruns
+    (nothing is looked up). One sentence, and nothing written, when one does not
     resolve."""
     specs = [name for name in matrix.workloads if userwork.is_spec(name)]
     if not specs:
@@ -204,7 +207,8 @@ def resolve_user_workloads(matrix: Matrix, targets: list[Target]) -> tuple[
         if not userwork.is_spec(name):
             workloads[name] = axes
             continue
-        code = userwork.resolve(name, base, natives)
+        code = userwork.from_record(name, recorded) if recorded is not None else \
+            userwork.resolve(name, base, natives)
         other = codes.get(code.name)
         if other is not None and other.origin != code.origin:
             raise GilbenchError(
@@ -227,15 +231,9 @@ def _check_user_code(run_dir: Path, manifest: runfolder.Manifest) -> None:
     if not manifest.user_workloads:
         return
     folder = runfolder.user_code(run_dir)
-    files = userwork.read_tree(folder) if folder is not None else {}
-    for name, entry in manifest.user_workloads.items():
-        mine = {path: data for path, data in files.items()
-                if path in set(entry.get("files") or [])}
-        if folder is None or userwork.tree_hash(mine) != entry.get("sha256"):
-            raise GilbenchError(
-                f"Run {manifest.run_id}'s copy of the code of {name} "
-                f"({run_dir / runfolder.USER_CODE}) no longer hashes to the manifest's sha256, "
-                "so a resume would measure other code; restore it, or start a new run.")
+    userwork.recorded(manifest.user_workloads,
+                      userwork.read_tree(folder) if folder is not None else {},
+                      run_dir / runfolder.USER_CODE, f"Run {manifest.run_id} ({run_dir})")
 
 
 def _ship_user_code(runner: Runner, run_dir: Path, manifest: runfolder.Manifest,

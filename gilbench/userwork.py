@@ -18,7 +18,7 @@ name is callable in the target python is checked there, before anything runs
 (`Runner.check_workload`).
 
 A rerun of a recorded run (reproduce) resolves nothing: `recorded` reads the run's copy,
-checked against the manifest's sha256, and `pinned` makes `resolve` answer from it alone.
+checked against the manifest's sha256, and `from_record` answers specs from it alone.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,20 +117,18 @@ def recorded(entries: dict[str, Any], files: dict[str, bytes], root: Path,
     return codes
 
 
-# Set by `pinned`: workload name -> the recorded code that resolve() must return.
-_PINNED: ContextVar[dict[str, UserCode] | None] = ContextVar("_PINNED", default=None)
-
-
-@contextmanager
-def pinned(codes: list[UserCode]) -> Iterator[None]:
-    """While open, resolve() answers every spec from `codes` (by the workload name it
-    gives) and never looks at the disk: a rerun must measure the code that ran, not
-    whatever file of that name the current directory (or nothing) holds now."""
-    token = _PINNED.set({code.name: code for code in codes})
-    try:
-        yield
-    finally:
-        _PINNED.reset(token)
+def from_record(spec: str, codes: list[UserCode]) -> UserCode:
+    """The recorded code (`recorded`) of the workload `spec` names: a rerun measures the
+    code that ran, never whatever file of that name the current directory holds now."""
+    left, function, is_file = parse(spec)
+    name = f"{Path(left).stem if is_file else left}:{function}"
+    for code in codes:
+        if code.name == name:
+            return code
+    raise GilbenchError(
+        f"The workload {spec!r} has no recorded copy of its code in the run being rerun "
+        "(its manifest names no such user workload), so what ran is unknown and nothing "
+        "was measured.")
 
 
 def is_spec(name: str) -> bool:
@@ -281,15 +276,6 @@ def resolve(spec: str, base: Path | None = None, pythons: list[str] | None = Non
     native target interpreters to ask for a module not found in the current directory or
     on PYTHONPATH (a package installed into them)."""
     left, function, is_file = parse(spec)
-    pins = _PINNED.get()
-    if pins is not None:
-        name = f"{Path(left).stem if is_file else left}:{function}"
-        if name not in pins:
-            raise GilbenchError(
-                f"The workload {spec!r} has no recorded copy of its code in the run being "
-                "rerun (its manifest names no such user workload), so what ran is unknown "
-                "and nothing was measured.")
-        return pins[name]
     cwd = Path.cwd()
     if is_file:
         path = (base or cwd) / Path(left).expanduser()

@@ -271,7 +271,7 @@ def test_an_archive_member_list_has_the_code(tmp_path: Path, python312: Path) ->
     assert any(n.endswith("/run/userwork/mymod.py") for n in names) and sums
 
 
-def test_a_pinned_resolve_answers_from_the_recorded_copy_only(
+def test_a_rerun_answers_specs_from_the_recorded_copy_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What reproduce relies on: a spec maps to the recorded code by its workload name,
     never to a file of that name in the current directory."""
@@ -281,12 +281,12 @@ def test_a_pinned_resolve_answers_from_the_recorded_copy_only(
         {"mymod:work": {"spec": "mymod.py:work", "kind": "file", "files": ["mymod.py"],
                         "sha256": userwork.tree_hash({"mymod.py": WORK.encode()})}},
         {"mymod.py": WORK.encode()}, tmp_path / "copy", "Run r")
-    with userwork.pinned(recorded):
-        assert userwork.resolve("mymod.py:work") is recorded[0]
-        assert userwork.resolve("other/dir/mymod.py:work").origin == tmp_path / "copy" / "mymod.py"
-        with pytest.raises(GilbenchError, match="has no recorded copy of its code"):
-            userwork.resolve("mymod:other")
-    assert userwork.resolve("mymod.py:work").origin == tmp_path / "mymod.py"  # unpinned again
+    assert userwork.from_record("mymod.py:work", recorded) is recorded[0]
+    assert userwork.from_record("other/dir/mymod.py:work", recorded).origin == \
+        tmp_path / "copy" / "mymod.py"
+    with pytest.raises(GilbenchError, match="has no recorded copy of its code"):
+        userwork.from_record("mymod:other", recorded)
+    assert userwork.resolve("mymod.py:work").origin == tmp_path / "mymod.py"  # a new run
     with pytest.raises(GilbenchError, match=r"^Run r: the code of the user workload mymod:work"):
         userwork.recorded({"mymod:work": {"files": ["mymod.py"], "sha256": "0" * 64}},
                           {"mymod.py": WORK.encode()}, tmp_path, "Run r")
