@@ -17,6 +17,9 @@ import docker.tls
 
 from gilbench.errors import BackendUnavailable
 
+# The oldest API version engines speak: a TLS client's first request asks the server its.
+_FIRST_API = "1.24"
+
 
 def _tls(url: str) -> docker.tls.TLSConfig | bool:
     """TLS for a tcp:// engine from the environment `docker` itself reads."""
@@ -57,6 +60,23 @@ def _ssh_reach(url: str, timeout: int) -> None:
                                  "here.")
 
 
+def _tls_client(url: str, timeout: int, tls: docker.tls.TLSConfig) -> docker.DockerClient:
+    """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE, often set system-wide, replace the
+    engine's CA (DOCKER_CERT_PATH/ca.pem), so verification fails against the system bundle;
+    `docker` itself uses only the engine's CA. So a TLS client ignores the environment from
+    its first request on: the SDK asks the server's API version while constructing, unless
+    given one, so ask it with a client that has the oldest version every engine speaks."""
+    first = docker.DockerClient(base_url=url, timeout=timeout, tls=tls, version=_FIRST_API)
+    first.api.trust_env = False
+    try:
+        version = str(first.version()["ApiVersion"])
+    finally:
+        first.close()
+    client = docker.DockerClient(base_url=url, timeout=timeout, tls=tls, version=version)
+    client.api.trust_env = False
+    return client
+
+
 def connect(timeout: int = 3600, url: str | None = None) -> docker.DockerClient:
     """A client for the engine at `url` (default: the local one); long timeout because
     builds stream for minutes."""
@@ -64,8 +84,12 @@ def connect(timeout: int = 3600, url: str | None = None) -> docker.DockerClient:
         _ssh_reach(url, min(timeout, 15))
     try:
         if url:
-            client = docker.DockerClient(base_url=url, timeout=timeout, tls=_tls(url),
-                                         use_ssh_client=url.startswith("ssh://"))
+            tls = _tls(url)
+            if isinstance(tls, docker.tls.TLSConfig):
+                client = _tls_client(url, timeout, tls)
+            else:
+                client = docker.DockerClient(base_url=url, timeout=timeout,
+                                             use_ssh_client=url.startswith("ssh://"))
         else:
             client = docker.from_env(timeout=timeout)
         client.ping()

@@ -81,7 +81,7 @@ def _cgroup_dirs(controller: str) -> list[tuple[int, Path]]:
     with its own cgroup namespace the path is "/", the container's own cgroup."""
     paths: dict[str, str] = {}
     for line in (_read(SELF_CGROUP) or "").splitlines():
-        _, names, path = (line.split(":", 2) + ["", ""])[:3]
+        _, names, path = [*line.split(":", 2), "", ""][:3]
         for name in names.split(",") if names else [""]:
             paths[name] = path
     found = []

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import tarfile
 import threading
@@ -393,9 +392,14 @@ def pids_limit(max_workers: int) -> int:
 
 # Unpacks a tar from stdin into the lab on the tmpfs, as the gilbench user. (Docker's
 # put_archive writes into the root filesystem, which is read-only, never into a tmpfs.)
+# Length-prefixed, so that it needs no end of input: a TLS connection cannot be half-
+# closed (shutting its socket's write side tears TLS down) and an ssh one is a pipe.
 _UNPACK = (
     "import io, sys, tarfile\n"
-    "data = sys.stdin.buffer.read()\n"
+    "size = int(sys.stdin.buffer.readline())\n"
+    "data = sys.stdin.buffer.read(size)\n"
+    "if len(data) != size:\n"
+    "    sys.exit(f'got {len(data)} of {size} bytes')\n"
     "with tarfile.open(fileobj=io.BytesIO(data)) as tar:\n"
     "    tar.extractall(sys.argv[1], filter='data')\n"
 )
@@ -466,12 +470,8 @@ class DockerRunner(Runner):
         sock = api.exec_start(exec_id, socket=True)
         raw: Any = getattr(sock, "_sock", sock)  # the socket under the HTTP response
         try:
-            raw.sendall(_tar(files))
-            proc = getattr(raw, "proc", None)  # ssh:// engines: the SDK's pipe to `ssh`
-            if proc is not None:  # its socket object is never connected
-                proc.stdin.close()
-            else:
-                raw.shutdown(socket.SHUT_WR)
+            data = _tar(files)
+            raw.sendall(b"%d\n" % len(data) + data)
             _, err = docker.utils.socket.consume_socket_output(
                 docker.utils.socket.frames_iter(sock, tty=False), demux=True)
         finally:

@@ -77,10 +77,18 @@ def _tls_certs(folder: Path) -> tuple[Path, Path]:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(signer, hashes.SHA256())
 
+    # Python 3.13's ssl verifies strictly (VERIFY_X509_STRICT): the CA needs key usage and
+    # key identifiers, as a real one has.
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gilbench test CA")])
     ca = issue("gilbench test CA", ca_key, ca_name, ca_key,
-               (x509.BasicConstraints(ca=True, path_length=None), True))
+               (x509.BasicConstraints(ca=True, path_length=None), True),
+               (x509.KeyUsage(digital_signature=False, content_commitment=False,
+                              key_encipherment=False, data_encipherment=False,
+                              key_agreement=False, key_cert_sign=True, crl_sign=True,
+                              encipher_only=False, decipher_only=False), True),
+               (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False))
+    authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
     pem = serialization.Encoding.PEM
     for role, usage, extra in (
             ("server", ExtendedKeyUsageOID.SERVER_AUTH,
@@ -88,7 +96,8 @@ def _tls_certs(folder: Path) -> tuple[Path, Path]:
                False)]),
             ("client", ExtendedKeyUsageOID.CLIENT_AUTH, [])):
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue(role, key, ca_name, ca_key, (x509.ExtendedKeyUsage([usage]), False), *extra)
+        cert = issue(role, key, ca_name, ca_key, (x509.ExtendedKeyUsage([usage]), False),
+                     (authority, False), *extra)
         (folder / role).mkdir()
         (folder / role / "ca.pem").write_bytes(ca.public_bytes(pem))
         (folder / role / "cert.pem").write_bytes(cert.public_bytes(pem))
@@ -141,7 +150,12 @@ def second_engine() -> Iterator[Engine]:
                     raise AssertionError("the second dockerd did not start: " + (
                         folder / "dockerd.log").read_text(errors="replace")[-2000:]) from None
                 time.sleep(0.5)
-        yield Engine(url, tls_url, {"DOCKER_CERT_PATH": str(client), "DOCKER_TLS_VERIFY": "1"})
+        # A system-wide CA bundle in REQUESTS_CA_BUNDLE (common) must not replace the
+        # engine's CA: requests would let it, gilbench must not.
+        import requests.certs
+
+        yield Engine(url, tls_url, {"DOCKER_CERT_PATH": str(client), "DOCKER_TLS_VERIFY": "1",
+                                    "REQUESTS_CA_BUNDLE": requests.certs.where()})
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # dockerd stops its containerd and unmounts
