@@ -361,6 +361,22 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _stderr_of(raw: Any) -> bytes:
+    """The stderr frames of an exec's multiplexed stream (8-byte headers: stream, 0, 0, 0,
+    size), read to its end with plain recv, which keeps the socket's timeout (the SDK's
+    reader polls without one)."""
+    stream = b""
+    while chunk := raw.recv(1 << 16):
+        stream += chunk
+    err, at = b"", 0
+    while at + 8 <= len(stream):
+        kind, size = stream[at], int.from_bytes(stream[at + 4:at + 8], "big")
+        if kind == 2:
+            err += stream[at + 8:at + 8 + size]
+        at += 8 + size
+    return err
+
+
 def experiments_files() -> dict[str, bytes]:
     """The target side as shipped into a container: every file under experiments/."""
     return {
@@ -392,6 +408,7 @@ def pids_limit(max_workers: int) -> int:
 
 # Unpacks a tar from stdin into the lab on the tmpfs, as the gilbench user. (Docker's
 # put_archive writes into the root filesystem, which is read-only, never into a tmpfs.)
+COPY_TIMEOUT_S = 300.0
 # Length-prefixed, so that it needs no end of input: a TLS connection cannot be half-
 # closed (shutting its socket's write side tears TLS down) and an ssh one is a pipe.
 _UNPACK = (
@@ -469,11 +486,18 @@ class DockerRunner(Runner):
         )["Id"]
         sock = api.exec_start(exec_id, socket=True)
         raw: Any = getattr(sock, "_sock", sock)  # the socket under the HTTP response
+        # The client's timeout is a day (silent cells); a copy that stalls must not be.
+        raw.settimeout(COPY_TIMEOUT_S)
         try:
             data = _tar(files)
             raw.sendall(b"%d\n" % len(data) + data)
-            _, err = docker.utils.socket.consume_socket_output(
-                docker.utils.socket.frames_iter(sock, tty=False), demux=True)
+            err = _stderr_of(raw)
+        except TimeoutError:
+            raise GilbenchError(
+                f"Copying the experiments into the container of {self.target.image} did not "
+                f"finish within {COPY_TIMEOUT_S:g} s; check the engine"
+                f"{f' at {self.engine_url}' if self.engine_url else ''} (`docker info`)."
+            ) from None
         finally:
             sock.close()
         code = _exit_code(api, exec_id)

@@ -205,3 +205,53 @@ def test_hostinfo_records_the_topology() -> None:
     assert recorded["logical"] == len(os.sched_getaffinity(0))
     assert 1 <= recorded["physical_cores"] <= recorded["logical"]
     assert isinstance(recorded["smt"], bool) and recorded["numa_nodes"] >= 1
+
+
+def test_a_stalled_or_failed_copy_into_the_container_is_one_sentence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine whose exec stream never answers (a broken TLS or proxy connection) fails
+    the copy-in within COPY_TIMEOUT_S instead of hanging under the day-long client
+    timeout; the tar goes out length-prefixed, so no half-close is needed."""
+    import socket
+    from types import SimpleNamespace
+
+    from gilbench import runners
+
+    ours, theirs = socket.socketpair()
+    received: list[bytes] = []
+
+    class Api:
+        def exec_create(self, *args: object, **kwargs: object) -> dict[str, str]:
+            return {"Id": "exec"}
+
+        def exec_start(self, exec_id: str, socket: bool) -> object:
+            return ours
+
+    monkeypatch.setattr(runners, "COPY_TIMEOUT_S", 0.5)
+    runner = runners.DockerRunner.__new__(runners.DockerRunner)
+    runner.client = SimpleNamespace(api=Api())  # type: ignore[assignment]
+    runner.container = SimpleNamespace(id="c")  # type: ignore[assignment]
+    runner.target = Target("docker:img", "img", "docker", "/py", "img")
+    runner.engine_url = "tcp://box:2376"
+    began = time.monotonic()
+    with pytest.raises(GilbenchError, match=r"Copying the experiments into the container of "
+                       r"img did not finish within 0.5 s; check the engine at tcp://box:2376"):
+        runner._copy_in({"a.py": b"x = 1\n"})
+    assert time.monotonic() - began < 5
+    theirs.settimeout(1)
+    received.append(theirs.recv(1 << 16))
+    size, _, tar = received[0].partition(b"\n")
+    assert int(size) == len(tar) > 0  # the length, then exactly the tar
+    theirs.close()
+
+    # An unpack that fails: its stderr's last line is the sentence's reason.
+    ours, theirs = socket.socketpair()
+    message = b"Traceback (most recent call last):\nValueError: got 3 of 9 bytes\n"
+    theirs.sendall(b"\x01\x00\x00\x00" + (2).to_bytes(4, "big") + b"ok"
+                   + b"\x02\x00\x00\x00" + len(message).to_bytes(4, "big") + message)
+    theirs.shutdown(socket.SHUT_WR)
+    Api.exec_inspect = lambda self, exec_id: {"ExitCode": 1}  # type: ignore[attr-defined]
+    with pytest.raises(GilbenchError, match=r"of img failed \(ValueError: got 3 of 9 bytes\); "
+                       r"rebuild the image"):
+        runner._copy_in({"a.py": b"x = 1\n"})
+    theirs.close()
