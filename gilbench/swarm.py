@@ -35,6 +35,7 @@ import gzip
 import hashlib
 import json
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ LAB = "/tmp/gilbench-lab"  # the tmpfs folder each task unpacks the bundle into
 CONFIG_LIMIT = 500 * 1024  # Docker's limit on one config's data
 RETRIES = 2  # more attempts per slot after a failure
 POLL_S = 1.0
+LOG_IDLE_S, LOG_TRIES = 30.0, 3  # a log stream silent this long is asked again (_logs)
 TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 TMPFS_BYTES = 256 * 1024 * 1024  # as the Docker runner's tmpfs
 
@@ -281,11 +283,52 @@ def _settled(tasks: list[dict[str, Any]], replicas: int) -> bool:
     return True
 
 
-def _logs(service: Any) -> dict[str, list[str]]:
-    """The service's stdout lines by task id (Swarm's `details` tag each line)."""
+def _logs(service: Any, emit: Events, idle_s: float = LOG_IDLE_S,
+          tries: int = LOG_TRIES) -> dict[str, list[str]]:
+    """The service's stdout lines by task id (Swarm's `details` tag each line).
+
+    A non-follow log request made as the job settles can stay open after every line came
+    (seen in CI on Docker 20.10: it never ended, while the same request a moment later
+    answers at once), and the SDK reads streams without a timeout. So a stream that sends
+    nothing for `idle_s` is abandoned and asked again; after `tries`, the most complete
+    answer is used and the check that follows names any missing records."""
+    best: list[bytes] = []
+    for attempt in range(1, tries + 1):
+        frames, ended = _read_frames(service, idle_s)
+        if ended:
+            return _by_task(frames)
+        best = max(best, frames, key=len)
+        emit("warning", f"Swarm's log stream of {service.name} stopped without ending "
+                        f"(try {attempt} of {tries}, {len(frames)} lines)")
+    return _by_task(best)
+
+
+def _read_frames(service: Any, idle_s: float) -> tuple[list[bytes], bool]:
+    """One log request read in a thread: (its frames, whether the stream ended) once it
+    ended or sent nothing for `idle_s` (the thread is left to the abandoned stream)."""
+    frames: list[bytes] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        with contextlib.suppress(Exception):  # the stream's end, or its abandonment
+            frames.extend(service.logs(stdout=True, stderr=False, details=True,
+                                       timestamps=False))
+        ended.set()
+
+    threading.Thread(target=read, daemon=True, name="gilbench-swarm-logs").start()
+    seen, quiet_since = -1, time.monotonic()
+    while not ended.wait(0.5):
+        if len(frames) != seen:
+            seen, quiet_since = len(frames), time.monotonic()
+        elif time.monotonic() - quiet_since > idle_s:
+            return list(frames), False
+    return list(frames), True
+
+
+def _by_task(frames: list[bytes]) -> dict[str, list[str]]:
     by_task: dict[str, list[str]] = {}
     pending: dict[str, str] = {}
-    for frame in service.logs(stdout=True, stderr=False, details=True, timestamps=False):
+    for frame in frames:
         text = frame.decode(errors="replace")
         tags, _, message = text.partition(" ")
         task = ""
@@ -424,7 +467,7 @@ def run(job: Job, results_dir: Path, on_event: Events | None = None,
         info = {"id": service.id, "name": job.name, "mode": "replicated-job",
                 "replicas": job.replicas, "restart_attempts": RETRIES,
                 "config": config.id, "network": network}
-        results = _collect(job, tasks, _logs(service), results_dir, info)
+        results = _collect(job, tasks, _logs(service, emit), results_dir, info)
         run_dirs = [r.run_dir for r in results if r.run_dir is not None]
         if len(run_dirs) == 1:
             return Result(run_dirs[0], service.id, results)

@@ -128,6 +128,31 @@ def check_swarm_job(target: Target, tmp_path: Path) -> None:
     json.dumps(manifest.extra["swarm"])
 
 
+def test_a_log_stream_that_never_ends_is_asked_again() -> None:
+    """Swarm's log stream of a settled job can stay open after its last line (seen in CI):
+    it is abandoned after a quiet spell and asked again, and the lines come by task."""
+    line = b"com.docker.swarm.task.id=t1 " + b'{"cell_id": "c"}\n'
+    hang = threading.Event()
+
+    class Service:
+        name, calls = "gilbench-test", 0
+
+        def logs(self, **kwargs: object) -> Iterator[bytes]:
+            self.calls += 1
+            yield line
+            if self.calls == 1:
+                hang.wait(30)  # the stuck stream: it sent its line and never ends
+
+    service = Service()
+    events: list[tuple[str, object]] = []
+    began = time.monotonic()
+    lines = swarm._logs(service, lambda kind, p: events.append((kind, p)), idle_s=0.5)
+    hang.set()
+    assert lines == {"t1": ['{"cell_id": "c"}']} and service.calls == 2
+    assert time.monotonic() - began < 5
+    assert [k for k, _ in events] == ["warning"] and "try 1 of 3" in str(events[0][1])
+
+
 # --- refusals (no image needed) ----------------------------------------------------------
 
 def _target() -> Target:
