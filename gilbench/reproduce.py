@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from gilbench import backends, matrix, run, runfolder, userwork
+from gilbench import backends, matrix, run, runfolder
 from gilbench.build import BuildOptions, run_build
 from gilbench.buildspec import recipe_hash
 from gilbench.errors import GilbenchError
@@ -217,7 +217,7 @@ def rerun(original: Path, results_dir: Path, options: BuildOptions, allow_drift:
     if unfinished is not None:
         say(f"resuming the unfinished reproduction {unfinished.name}")
         return run.resume(unfinished, None, None, on_event)
-    codes = _user_code(original, manifest)  # before anything is built or measured
+    codes = run.recorded_user_code(original, manifest)  # before anything is built or measured
     if manifest.experiments_hash != run.experiments_hash():
         if not allow_drift:
             raise GilbenchError(
@@ -245,16 +245,6 @@ def rerun(original: Path, results_dir: Path, options: BuildOptions, allow_drift:
                      f"invoke reproduce {source}", on_event,
                      seed=int(manifest.order.get("seed") or 0) or None, extra=extra,
                      user_code=codes)
-
-
-def _user_code(original: Path, manifest: runfolder.Manifest) -> list[userwork.UserCode]:
-    """The original's own copy of its user workloads' code, checked against its sha256:
-    the code that ran, wherever the rerun is started from and whatever the user's files
-    have become since."""
-    folder = runfolder.user_code(original)
-    files = userwork.read_tree(folder) if folder is not None else {}
-    return userwork.recorded(manifest.user_workloads, files, original / runfolder.USER_CODE,
-                             f"Run {manifest.run_id} ({original})")
 
 
 def verdicts(cells: pd.DataFrame, missing: dict[str, list[str]], groups: dict[str, int],

@@ -226,14 +226,13 @@ def resolve_user_workloads(matrix: Matrix, targets: list[Target],
     return replace(matrix, workloads=workloads), list(codes.values())
 
 
-def _check_user_code(run_dir: Path, manifest: runfolder.Manifest) -> None:
-    """A resumed run must import the user code it started with, unchanged."""
-    if not manifest.user_workloads:
-        return
+def recorded_user_code(run_dir: Path, manifest: runfolder.Manifest) -> list[userwork.UserCode]:
+    """The run's own copy of its user workloads' code, checked against the manifest's
+    sha256 (one sentence if missing or changed): what a resume or a rerun must measure."""
     folder = runfolder.user_code(run_dir)
-    userwork.recorded(manifest.user_workloads,
-                      userwork.read_tree(folder) if folder is not None else {},
-                      run_dir / runfolder.USER_CODE, f"Run {manifest.run_id} ({run_dir})")
+    return userwork.recorded(manifest.user_workloads,
+                             userwork.read_tree(folder) if folder is not None else {},
+                             run_dir / runfolder.USER_CODE, f"Run {manifest.run_id} ({run_dir})")
 
 
 def _ship_user_code(runner: Runner, run_dir: Path, manifest: runfolder.Manifest,
@@ -308,7 +307,7 @@ def resume(run_dir: Path, cpuset: str | None, memory: str | None, on_event: RunE
                 f"Run {manifest.run_id} ran with cpuset {stored.cpuset!r} and {ran_with}; "
                 "resume it without --cpuset/--memory so the rest matches."
             )
-        _check_user_code(run_dir, manifest)
+        recorded_user_code(run_dir, manifest)  # a resume measures the code it started with
         if manifest.experiments_hash != experiments_hash():
             raise GilbenchError(
                 f"experiments/ changed since run {manifest.run_id} started, so its records "

@@ -365,9 +365,7 @@ def _stderr_of(raw: Any) -> bytes:
     """The stderr frames of an exec's multiplexed stream (8-byte headers: stream, 0, 0, 0,
     size), read to its end with plain recv, which keeps the socket's timeout (the SDK's
     reader polls without one)."""
-    stream = b""
-    while chunk := raw.recv(1 << 16):
-        stream += chunk
+    stream = b"".join(iter(lambda: raw.recv(1 << 16), b""))
     err, at = b"", 0
     while at + 8 <= len(stream):
         kind, size = stream[at], int.from_bytes(stream[at + 4:at + 8], "big")
@@ -406,9 +404,9 @@ def pids_limit(max_workers: int) -> int:
     return PIDS_BASE + PIDS_PER_WORKER * max(1, max_workers)
 
 
+COPY_TIMEOUT_S = 300.0
 # Unpacks a tar from stdin into the lab on the tmpfs, as the gilbench user. (Docker's
 # put_archive writes into the root filesystem, which is read-only, never into a tmpfs.)
-COPY_TIMEOUT_S = 300.0
 # Length-prefixed, so that it needs no end of input: a TLS connection cannot be half-
 # closed (shutting its socket's write side tears TLS down) and an ssh one is a pipe.
 _UNPACK = (

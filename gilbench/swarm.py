@@ -357,9 +357,7 @@ def _import(job: Job, run: dict[str, Any], log: tasklog.PodLog, task: dict[str, 
     backend = {
         "name": KIND, "service": service, "slot": index - 1,
         "task": (task or {}).get("ID"), "node": facts.get("node"), "image": job.target.image,
-        "cpuset": facts.get("cpuset"), "cgroup_cpu_max": facts.get("cpu_max") or (
-            f"{facts['cfs_quota_us']} 100000" if facts.get("cfs_quota_us") not in (None, "-1")
-            else None),
+        "cpuset": facts.get("cpuset"), "cgroup_cpu_max": facts.get("cpu_max"),
         "affinity": facts.get("affinity"), "nano_cpus": spec.get("NanoCPUs"),
         "memory_bytes": spec.get("MemoryBytes"), "pids_limit": spec.get("Pids"),
         "user": "gilbench", "read_only_rootfs": True, "cap_drop": ["ALL"],

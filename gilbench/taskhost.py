@@ -37,7 +37,6 @@ def report(prefix: str, node: str | None, renamed: str, **facts: Any) -> None:
         **facts, "node": node, "host": host,
         "cpuset": _read("/sys/fs/cgroup/cpuset.cpus.effective")  # cgroup v2, then v1
                   or _read("/sys/fs/cgroup/cpuset/cpuset.effective_cpus"),
-        "cpu_max": _read("/sys/fs/cgroup/cpu.max"),
-        "cfs_quota_us": _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+        "cpu_max": hostinfo.cgroup_cpu_max(),  # cgroup v2 or v1, as "quota period"
         "affinity": sorted(os.sched_getaffinity(0)),
     }), flush=True)
