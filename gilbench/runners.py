@@ -497,7 +497,10 @@ class DockerRunner(Runner):
                 f"{f' at {self.engine_url}' if self.engine_url else ''} (`docker info`)."
             ) from None
         finally:
-            sock.close()
+            # Over ssh the stream is a pipe to `ssh`, which may have exited with the exec:
+            # the SDK's close then flushes into a broken pipe (seen in CI).
+            with contextlib.suppress(OSError):
+                sock.close()
         code = _exit_code(api, exec_id)
         if code != 0:
             tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:]
