@@ -325,6 +325,8 @@ def _int_list(text: str, flag: str) -> list[int]:
         "swarm": "Run the matrix as one Docker Swarm replicated job of --replicas tasks, each "
         "one shard, on the swarm this engine manages; the shards are merged into one run.",
         "replicas": "With --swarm: the number of tasks (shards), at least 1.",
+        "no_baseline": "Do not add the sequential cells that every parallel model is measured "
+        "against (added, and said so, when the models leave sequential out).",
     },
 )
 def experiment(
@@ -336,7 +338,7 @@ def experiment(
     retry_contended: str | None = None, target_ci: str | None = None,
     max_repetitions: str | None = None, cell_budget: str | None = None,
     requirements: str | None = None, shard: str | None = None, swarm: bool = False,
-    replicas: str | None = None, engine: list[str] | None = None,
+    replicas: str | None = None, engine: list[str] | None = None, no_baseline: bool = False,
 ) -> Path:
     """Run a matrix (or one cell from flags) against built or native interpreters.
 
@@ -409,7 +411,7 @@ def experiment(
                 {"--matrix": matrix is not None, "--python": python, "--backend": backend,
                  "--model": model, "--workload": workload, "--requirements": requirements,
                  "--retry-contended": retry_contended, "--shard": shard, **sampling,
-                 **cell_flags},
+                 "--no-baseline": no_baseline, **cell_flags},
                 "cannot be given with --resume, which finishes a run with the matrix, cells "
                 "and pythons it started with; drop {them}, or start a new run without "
                 "--resume",
@@ -443,6 +445,9 @@ def experiment(
                 )
                 name = matrix if isinstance(matrix, str) and matrix else conf["matrix"]
                 chosen = matrices.load(name)
+            chosen, added = matrices.with_baseline(chosen, no_baseline)
+            if added:
+                console.print(added, markup=False)
             if retry_contended:
                 chosen = matrices.with_retries(
                     chosen, _int_flag(retry_contended, "retry-contended", "2"))
@@ -615,10 +620,15 @@ def report(c: Context, run: str = "") -> None:
 
 
 @task(help={"run": "Run id or folder (default: the newest run in results/).",
-            "workload": "Only this workload: its name (fib) or label (fib(n=27,tasks=8))."})
-def advise(c: Context, run: str = "", workload: str = "") -> None:
+            "workload": "Only this workload: its name (fib) or label (fib(n=27,tasks=8)).",
+            "json": "Print the decision as one JSON document for scripts and CI gates "
+                    "(docs/advise.md) instead of sentences."})
+def advise(c: Context, run: str = "", workload: str = "", json: bool = False) -> None:
     """The answer in a few lines: per workload, which model wins at how many workers, how
     sure that is, and from what job size it pays off. Writes nothing."""
+    import json as json_module
+    import sys
+
     from rich.markup import escape
 
     from gilbench.console import console
@@ -629,10 +639,17 @@ def advise(c: Context, run: str = "", workload: str = "") -> None:
     with user_errors():
         run_dir = _run_dir(conf, run) if run else newest_run(conf["results_dir"])
         advice = advise_run(run_dir, workload or None)
+    if json:
+        sys.stdout.write(json_module.dumps(advice.as_json(), indent=2, allow_nan=False) + "\n")
+        return
     console.print(f"[bold]{escape(advice.run_id)}[/bold]" + (
         f"  [yellow]{escape(advice.partial)}[/yellow]" if advice.partial else ""))
+    for line in advice.preamble:
+        console.print(escape(line))
     for headline in advice.headlines:
         console.print(escape(headline.replace("; ", ";\n    ")))
+    for entry in advice.across_builds:
+        console.print(escape(entry["text"].replace("; ", ";\n    ")))
     if advice.warnings:
         console.print(f"[yellow]! {len(advice.warnings)} warning(s) about these numbers: "
                       "`invoke report` writes them with the detail.[/yellow]")

@@ -367,6 +367,27 @@ def expand(matrix: Matrix, pythons: dict[str, str]) -> list[dict[str, Any]]:
     return cells
 
 
+def with_baseline(matrix: Matrix, no_baseline: bool = False) -> tuple[Matrix, str]:
+    """Every parallel model is measured against sequential: a matrix naming parallel models
+    without `sequential` gets its sequential cells (same workloads and pythons), and the
+    sentence saying so; --no-baseline (`no_baseline`) opts out. Returns (matrix, note)."""
+    where = matrix.path or matrix.name
+    if no_baseline:
+        if "sequential" in matrix.models:
+            raise GilbenchError(
+                f"--no-baseline asks for no sequential cells, but {where} names the sequential "
+                "model; drop --no-baseline, or drop sequential from the models."
+            )
+        return matrix, ""
+    if "sequential" in matrix.models or not matrix.models:
+        return matrix, ""
+    models = {"sequential": {}, **matrix.models}
+    return replace(matrix, models=models), (
+        "Added the sequential baseline for the same workloads and pythons, so every model "
+        "gets a speedup (--no-baseline leaves it out)."
+    )
+
+
 def with_retries(matrix: Matrix, retries: int) -> Matrix:
     """The matrix with retry_contended set from the command line (bounded like the key)."""
     where = f"--retry-contended {retries}"

@@ -23,7 +23,7 @@ import pandas as pd
 
 from experiments import catalog
 from gilbench.report import stats
-from gilbench.report.aggregate import GROUP_KEYS, SEQUENTIAL, Summary
+from gilbench.report.aggregate import GROUP_KEYS, SEQUENTIAL, Summary, cpu_bound
 
 THREADS = "threads"
 # Significance of winner vs runner-up, as `invoke compare` judges two cells.
@@ -153,6 +153,9 @@ class Decision:
     headline: str
     winners: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per worker count
     models: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per model config
+    # The decision as data (`invoke advise --json`, docs/advise.md); the headline is
+    # written from it. Empty for a start-up table.
+    advice: dict[str, Any] = field(default_factory=dict)
 
 
 def _verdict(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
@@ -227,10 +230,18 @@ def _models(group: pd.DataFrame, costs: dict[tuple[str, str, str, int], float]) 
             "workers": int(best["workers"]), "speedup": best["speedup"],
             "ci_low": best["speedup_ci_low"], "ci_high": best["speedup_ci_high"],
             "startup_s": s, "startup_source": source,
+            "mib_per_worker": _number(best.get("mib_per_worker", math.nan)),
+            "unstable": bool(best["unstable"]), "busy_host": bool(best["all_contended"]),
+            "at_ceiling": bool(best.get("at_ceiling", False)), "cores": int(best["cores"]),
+            "key": _key(best),
             **_chosen("vs_sequential", vs_sequential), **_chosen("vs_threads", vs_threads),
         })  # fmt: skip
     frame = pd.DataFrame(rows)
     return frame.sort_values("speedup", ascending=False).reset_index(drop=True)
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None or pd.isna(value) else float(value)
 
 
 def _chosen(name: str, options: list[tuple[BreakEven, int]]) -> dict[str, Any]:
@@ -262,36 +273,209 @@ def _workers(count: int) -> str:
     return f"{count} worker" if count == 1 else f"{count} workers"
 
 
-def _speedup_headline(workload: str, python: str, winners: pd.DataFrame,
-                      models: pd.DataFrame) -> str:
-    """One sentence: the best cell, its runner-up's verdict, threads, and the break-even."""
-    top = winners.sort_values(["speedup", "workers"], ascending=[False, True]).iloc[0]
-    sentence = (f"{workload} on {python}: {top['winner']} {_x(top['speedup'])} at "
-                f"{_workers(top['workers'])}{_ci(top['ci_low'], top['ci_high'])}")
-    marks = [m for m, on in (("unstable", top["unstable"]), ("busy host", top["busy_host"]))
-             if on]
-    sentence += "".join(f", {m}" for m in marks)
-    if top["runner_up"]:
-        sentence += f"; {top['runner_up']} {_x(top['runner_speedup'])}, {top['verdict']}"
-    named = {top["winner"], top["runner_up"]}
+# Ties (issue 18): two models tie when the 95% CI of the ratio of their speedups lies
+# within this margin of 1; a CI that holds 1 but reaches past it is unresolved.
+TIE_MARGIN = 0.05
+# Start-ups this close count as equal, so memory decides between them.
+STARTUP_TOLERANCE = 0.10
+
+TIE_RULE = (
+    "Ties are judged against the fastest model config (each at its best worker count): two "
+    f"tie when the 95% bootstrap CI of the ratio of their speedups lies within ±"
+    f"{TIE_MARGIN:.0%}, and among tied ones the advice is the one that is cheapest to start "
+    f"(start-ups within {STARTUP_TOLERANCE:.0%} count as equal), then to hold in memory. When "
+    "that CI contains 1 but reaches past the margin, the line says unresolved and gives the "
+    "command that adds repetitions, instead of naming a winner. Significance (Mann-Whitney U) "
+    "stays in the tables."
+)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Another model config against the fastest: the ratio of their speedups (other over
+    fastest, median and 95% CI) and what it means: "tie", "unresolved" or "behind"."""
+
+    label: str
+    kind: str
+    ratio: float
+    low: float
+    high: float
+
+
+def standing(label: str, ratio: float, low: float, high: float,
+             margin: float = TIE_MARGIN) -> Standing:
+    """Classify a speedup ratio by its CI: within 1±margin a tie; holding 1 but reaching
+    past the margin unresolved; otherwise behind. No CI (too few samples) is unresolved
+    unless the ratio alone is outside the margin."""
+    if math.isnan(low) or math.isnan(high):
+        kind = "behind" if ratio < 1 - margin else "unresolved"
+    elif 1 - margin <= low and high <= 1 + margin:
+        kind = "tie"
+    elif low <= 1 <= high or low > 1:
+        kind = "unresolved"
+    else:
+        kind = "behind"
+    return Standing(label, kind, ratio, low, high)
+
+
+def _standings(models: pd.DataFrame, samples: dict[tuple[Any, ...], np.ndarray]
+               ) -> list[Standing]:
+    """Every model config but the fastest (models' first row) against it."""
+    top = models.iloc[0]
+    top_walls = samples.get(top["key"], np.array([]))
+    out = []
+    for _, row in models.iloc[1:].iterrows():
+        walls = samples.get(row["key"], np.array([]))
+        # other's speedup / top's = median(top walls) / median(other walls): one baseline
+        low, high = stats.bootstrap_ratio_ci(
+            top_walls, walls, stats.seed_for(f"{top['model_label']}/{row['model_label']}"))
+        if top_walls.size < 2 or walls.size < 2:
+            low = high = math.nan
+        out.append(standing(str(row["model_label"]), float(row["speedup"] / top["speedup"]),
+                            low, high))
+    return out
+
+
+def _cheapest(rows: pd.DataFrame) -> pd.Series:
+    """The row cheapest to start (within STARTUP_TOLERANCE counts as equal), then to hold
+    in memory, then the fastest. Unknown costs count as dearest."""
+    startup = rows["startup_s"].astype("float64").fillna(math.inf)
+    floor = float(startup.min())
+    near = rows[startup <= floor * (1 + STARTUP_TOLERANCE) + 1e-6] if math.isfinite(floor) \
+        else rows
+    memory = near["mib_per_worker"].astype("float64").fillna(math.inf)
+    return near.assign(_m=memory).sort_values(["_m", "speedup"], ascending=[True, False]).iloc[0]
+
+
+def _pct(ratio: float) -> str:
+    return f"{abs(1 - ratio) * 100:.0f}%" if abs(1 - ratio) >= 0.005 else "<1%"
+
+
+def _within(item: Standing) -> str:
+    """The tie's width: the CI's farther end from 1, as a percentage."""
+    far = max(abs(1 - item.low), abs(1 - item.high))
+    return f"within {max(far * 100, 1):.0f}%"
+
+
+def _ratio_ci(item: Standing) -> str:
+    if math.isnan(item.low):
+        return "too few samples for a CI"
+    return f"95% CI of the ratio {item.low:.2f}-{item.high:.2f}"
+
+
+def _why_cheaper(choice: pd.Series, top: pd.Series) -> str:
+    """Why the tied choice beats the fastest: start-up, then memory, in plain numbers."""
+    parts = []
+    s, s_top = float(choice["startup_s"]), float(top["startup_s"])
+    if math.isfinite(s) and math.isfinite(s_top) and s_top > s * (1 + STARTUP_TOLERANCE):
+        parts.append(f"starts {s_top / s:.3g}x faster" if s > 0 else "starts at no cost")
+    m, m_top = float(choice["mib_per_worker"]), float(top["mib_per_worker"])
+    if math.isfinite(m) and math.isfinite(m_top) and m_top - m >= 0.5:
+        parts.append(f"{m_top - m:.0f} MiB less per worker")
+    return ", ".join(parts) or "no dearer to start or hold"
+
+
+def _payoff_clause(choice: pd.Series, top_workers: int) -> str:
+    be: BreakEven = choice["vs_sequential"]
+    needs = choice["vs_sequential_workers"]
+    at = f" (at {_workers(needs)})" if pd.notna(needs) and needs != top_workers else ""
+    return {
+        "above": f"; it pays off for jobs longer than {duration(be.seconds)} of work{at}",
+        "always": "; it pays off for any job size",
+        "never": "; it never pays off end to end",
+        "below": f"; it pays off only for jobs shorter than {duration(be.seconds)}",
+        "unclear": "; its gain over sequential is within noise",
+    }.get(be.kind, "")
+
+
+def _above_cores(group: pd.DataFrame) -> pd.DataFrame:
+    """Groups left out because their median speedup is above the usable cores."""
+    artefact = group["artefact"].fillna("").astype(str)
+    return group[artefact.str.contains("usable cores", regex=False)]
+
+
+def _advise(workload: str, python: str, models: pd.DataFrame, standings: list[Standing],
+            above: pd.DataFrame, remeasure: str) -> tuple[dict[str, Any], str]:
+    """The decision as data, and the sentence written from it."""
+    top = models.iloc[0]
+    tied = [item for item in standings if item.kind == "tie"]
+    unresolved = [item for item in standings if item.kind == "unresolved"]
+    tied_labels = {item.label for item in tied}
+    choice = _cheapest(models[models["model_label"].isin(tied_labels | {top["model_label"]})])
+    verdict = ("unresolved" if unresolved else "tie" if tied else
+               "clear" if standings else "only model")
+    flags = [name for name, on in (
+        ("unresolved", bool(unresolved)), ("tie", bool(tied)),
+        ("at-core-ceiling", bool(choice["at_ceiling"])), ("above-cores", len(above) > 0),
+        ("unstable", bool(choice["unstable"])), ("contended", bool(choice["busy_host"])),
+    ) if on]  # fmt: skip
+    be: BreakEven = choice["vs_sequential"]
+    data: dict[str, Any] = {
+        "workload": workload, "python": python, "verdict": verdict,
+        "choice": str(choice["model_label"]), "model": str(choice["model"]),
+        "workers": int(choice["workers"]), "speedup": _json(choice["speedup"]),
+        "ci_low": _json(choice["ci_low"]), "ci_high": _json(choice["ci_high"]),
+        "fastest": str(top["model_label"]),
+        "tied": sorted(tied_labels - {str(choice["model_label"])}
+                       | ({str(top["model_label"])} if choice["model_label"] != top["model_label"]
+                          else set())),
+        "unresolved_with": [item.label for item in unresolved],
+        "break_even": be.kind,
+        "break_even_s": {"above": _json(be.seconds), "always": 0.0}.get(be.kind),
+        "startup_s": _json(choice["startup_s"]),
+        "mib_per_worker": _json(choice["mib_per_worker"]),
+        "cores": int(choice["cores"]) or None,
+        "flags": flags,
+    }  # fmt: skip
+    sentence = f"{workload} on {python}: "
+    marks = [m for m, on in (("unstable", choice["unstable"]), ("busy host", choice["busy_host"]),
+                             (f"at the {choice['cores']}-core ceiling", choice["at_ceiling"]))
+             if on]  # fmt: skip
+    name = (f"{choice['model_label']} {_x(choice['speedup'])} at {_workers(choice['workers'])}"
+            f"{_ci(choice['ci_low'], choice['ci_high'])}" + "".join(f", {m}" for m in marks))
+    if unresolved:
+        first = unresolved[0]
+        other = models[models["model_label"] == first.label].iloc[0]
+        sentence += (f"unresolved between {top['model_label']} {_x(top['speedup'])} and "
+                     f"{first.label} {_x(other['speedup'])} ({_ratio_ci(first)}, wider than "
+                     f"±{TIE_MARGIN:.0%}); measure more: {remeasure}")
+    elif tied:
+        if choice["model_label"] != top["model_label"]:
+            item = next(i for i in tied if i.label == choice["model_label"])
+            sentence += (f"{name} (ties {top['model_label']} {_x(top['speedup'])} "
+                         f"{_within(item)}; {_why_cheaper(choice, top)})")
+        else:
+            names = ", ".join(f"{i.label} {_within(i)}" for i in tied)
+            sentence += f"{name} (ties {names}; it is the cheapest of them to start)"
+        sentence += _payoff_clause(choice, int(choice["workers"]))
+    else:
+        sentence += name
+        behind = [i for i in standings
+                  if models[models["model_label"] == i.label].iloc[0]["model"] != top["model"]]
+        if behind:
+            second = behind[0]
+            other = models[models["model_label"] == second.label].iloc[0]
+            sentence += (f"; {second.label} {_x(other['speedup'])} is {_pct(second.ratio)} "
+                         f"slower ({_ratio_ci(second)})")
+        sentence += _payoff_clause(choice, int(choice["workers"]))
+        sentence += _soonest(models, str(choice["model_label"]))
+    named = {str(choice["model_label"]), str(top["model_label"]),
+             *(i.label for i in unresolved[:1])}
     threads = models[(models["model"] == THREADS) & ~models["model_label"].isin(named)]
     if len(threads):
-        best = threads.iloc[0]
-        at = f" at {_workers(best['workers'])}" if best["workers"] != top["workers"] else ""
-        sentence += f"; threads {_x(best['speedup'])}{at}"
-    payoff = models[models["model_label"] == top["winner"]]
-    if len(payoff):
-        be: BreakEven = payoff.iloc[0]["vs_sequential"]
-        needs = payoff.iloc[0]["vs_sequential_workers"]
-        at = f" (at {_workers(needs)})" if pd.notna(needs) and needs != top["workers"] else ""
-        sentence += {
-            "above": f"; it pays off for jobs longer than {duration(be.seconds)} of work{at}",
-            "always": "; it pays off for any job size",
-            "never": "; it never pays off end to end",
-            "below": f"; it pays off only for jobs shorter than {duration(be.seconds)}",
-            "unclear": "; its gain over sequential is within noise",
-        }.get(be.kind, "")
-    return sentence + _soonest(models, str(top["winner"])) + "."
+        sentence += f"; threads {_x(threads.iloc[0]['speedup'])}"
+    if len(above):
+        worst = above.sort_values("speedup", ascending=False).iloc[0]
+        sentence += (f"; {worst['model_label']} {_x(worst['speedup'])} at "
+                     f"{_workers(worst['workers'])} is above the {worst['cores']} usable "
+                     "cores: the baseline probably ran slow, so it is not counted")
+    data["headline"] = sentence + "."
+    return data, data["headline"]
+
+
+def _json(value: Any) -> float | None:
+    number = _number(value)
+    return None if math.isnan(number) or math.isinf(number) else number
 
 
 def _soonest(models: pd.DataFrame, winner: str) -> str:
@@ -310,17 +494,54 @@ def _soonest(models: pd.DataFrame, winner: str) -> str:
 
 
 def _startup_headline(workload: str, python: str, wide: pd.DataFrame) -> str:
+    """Every model's cost, cheapest first: the expensive ones are what the reader asks about."""
     workers = int(wide.columns[-1])
     column = wide[workers].dropna().sort_values()
     costs = [f"{label} {duration(float(v))}" for label, v in column.items()]
-    if len(costs) > 4:
-        costs = [*costs[:2], "...", costs[-1]]
     return (f"{workload} on {python}: starting and stopping {workers} worker"
             f"{'s' if workers != 1 else ''} costs {'; '.join(costs)}.")
 
 
-def decisions(summary: Summary) -> list[Decision]:
-    """One Decision per workload and python that has something to decide."""
+def remeasure_command(command: str) -> str:
+    """The run's own command with adaptive sampling asked for tighter CIs: what adds
+    repetitions where a comparison is unresolved."""
+    words = command.split()
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in ("--target-ci", "--max-repetitions"):
+            skip = True
+            continue
+        if word.startswith(("--target-ci=", "--max-repetitions=")):
+            continue
+        kept.append(word)
+    base = " ".join(kept) if kept and kept[0] == "invoke" else "invoke experiment --matrix ..."
+    return f"`{base} --target-ci 1% --max-repetitions 200`"
+
+
+def preamble(summary: Summary) -> list[str]:
+    """What the reader must know before the lines: the cores that bound every speedup."""
+    table = summary.frame
+    cpu = table[table["workload"].astype("string").map(cpu_bound).astype(bool)]
+    cores = sorted({int(c) for c in cpu["cores"] if int(c) > 0})
+    if not cores:
+        return []
+    if len(cores) == 1:
+        n = cores[0]
+        return [f"This host has {n} usable core{'s' if n != 1 else ''}, so CPU-bound speedups "
+                f"cannot exceed {n}; a higher one means the sequential baseline ran slow and "
+                "is flagged, never counted."]
+    return [f"The pythons ran on {', '.join(map(str, cores))} usable cores; a CPU-bound "
+            "speedup cannot exceed its python's, and a higher one is flagged, never counted."]
+
+
+def decisions(summary: Summary, remeasure: str = "") -> list[Decision]:
+    """One Decision per workload and python that has something to decide. `remeasure` is
+    the command that adds repetitions (remeasure_command of the run's own)."""
+    remeasure = remeasure or remeasure_command("")
     table = summary.frame
     costs = startup_costs(table)
     eligible = candidates(table)
@@ -340,6 +561,79 @@ def decisions(summary: Summary) -> list[Decision]:
             continue
         winners = _winners(mine, summary.samples)
         models = _models(mine, costs)
-        out.append(Decision(name, build, "speedup",
-                            _speedup_headline(name, build, winners, models), winners, models))
+        standings = _standings(models, summary.samples)
+        data, headline = _advise(name, build, models, standings,
+                                 _above_cores(group[group["model"] != SEQUENTIAL]), remeasure)
+        out.append(Decision(name, build, "speedup", headline, winners, models, data))
     return out
+
+
+# What a free-threaded build's single thread costs against the GIL build, as published:
+# PEP 703/779 and the 3.14 "What's new".
+FREE_THREADED_COST = {(3, 13): "about 40% on 3.13", (3, 14): "5-10% on 3.14"}
+
+
+def across_builds(summary: Summary) -> list[dict[str, Any]]:
+    """Per workload and free-threaded build with a GIL build of its version in the run, one
+    comparison by throughput against the GIL build's sequential: the fastest model and
+    build overall, the free-threaded build's single-thread cost, and what its threads
+    reach. Each entry holds the numbers and the sentence ("text")."""
+    table = summary.frame
+    out: list[dict[str, Any]] = []
+    usable = table[table["rel_throughput"].notna()
+                   & (table["artefact"].fillna("").astype(str) == "")
+                   & (table["documented_invalid"].fillna("").astype(str) == "")]
+    for (workload, ft), group in usable[usable["gil_disabled_build"].fillna(False).astype(bool)
+                                        ].groupby(["workload_label", "python_label"],
+                                                  observed=True, sort=True):
+        if is_startup(group["workload"].iloc[0]):
+            continue
+        reference = group["baseline_python"].iloc[0]
+        if pd.isna(reference) or str(reference) == str(ft):
+            continue
+        both = usable[(usable["workload_label"] == workload)
+                      & usable["python_label"].isin([ft, reference])]
+        sequential = group[group["model"] == SEQUENTIAL]
+        if not len(sequential):
+            continue
+        best = both.sort_values(["rel_throughput", "workers"], ascending=[False, True]).iloc[0]
+        single = float(sequential["rel_throughput"].iloc[0])
+        cost = 1 / single - 1  # how much longer one thread takes on the free-threaded build
+        threads = group[group["model"] == THREADS].sort_values("rel_throughput",
+                                                               ascending=False)
+        minor = _minor(str(sequential["python_version"].iloc[0]))
+        # The published cost is of CPU-bound code; a waiting workload pays none of it.
+        anchor = (FREE_THREADED_COST.get(minor)
+                  if minor and cpu_bound(group["workload"].iloc[0]) else None)
+        text = (f"{workload} across builds: fastest is {best['model_label']} on "
+                f"{best['python_label']} at {_workers(int(best['workers']))}, "
+                f"{_x(float(best['rel_throughput']))} the throughput of sequential on "
+                f"{reference}; {ft}'s single-thread cost is {round(cost * 100) + 0}% (its sequential "
+                f"runs at {_x(single)} of {reference}'s"
+                + (f"; published: {anchor}" if anchor else "") + ")")
+        entry: dict[str, Any] = {
+            "workload": str(workload), "free_threaded": str(ft), "gil_build": str(reference),
+            "fastest": str(best["model_label"]), "fastest_python": str(best["python_label"]),
+            "fastest_workers": int(best["workers"]),
+            "fastest_rel_throughput": _json(best["rel_throughput"]),
+            "single_thread_cost": _json(cost), "threads_rel_throughput": None,
+            "threads_workers": None,
+        }  # fmt: skip
+        if len(threads):
+            top = threads.iloc[0]
+            text += (f"; free-threaded threads reach {_x(float(top['rel_throughput']))} at "
+                     f"{_workers(int(top['workers']))} ({_x(float(top['speedup']))} its own "
+                     "sequential)")
+            entry.update(threads_rel_throughput=_json(top["rel_throughput"]),
+                         threads_workers=int(top["workers"]))
+        entry["text"] = text + "."
+        out.append(entry)
+    return out
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None

@@ -65,8 +65,16 @@ def short_configs(model_configs: list[tuple[str, Any]]) -> dict[tuple[str, str],
     return short
 
 
-def model_label(model: str, config: str) -> str:
-    """ "subinterpreters" + "gil=own" -> "subinterpreters(gil=own)"."""
+# Models whose `gil` setting names a GIL to own or share: on a free-threaded build there is
+# none, so their label says so instead of promising one.
+GIL_MODELS = ("subinterpreters", "interpreter-pool")
+
+
+def model_label(model: str, config: str, no_gil: bool = False) -> str:
+    """ "subinterpreters" + "gil=own" -> "subinterpreters(gil=own)"; on a free-threaded
+    build "subinterpreters(gil=own, no GIL)"."""
+    if no_gil and model in GIL_MODELS and "gil=" in config:
+        config = f"{config}, no GIL"
     return model if config == EMPTY else f"{model}({config})"
 
 

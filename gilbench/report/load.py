@@ -59,8 +59,10 @@ def _typed_frame(records: list[Record], pythons: dict[str, Any]) -> pd.DataFrame
     frame["config_label"] = [
         short[(m, c)] for m, c in zip(frame["model"], frame["model_config"], strict=True)
     ]
+    no_gil = [bool((pythons.get(python) or {}).get("gil_disabled")) for python in frame["python"]]
     frame["model_label"] = [
-        model_label(m, c) for m, c in zip(frame["model"], frame["config_label"], strict=True)
+        model_label(m, c, off)
+        for m, c, off in zip(frame["model"], frame["config_label"], no_gil, strict=True)
     ]
     frame["workload_label"] = [
         workload_label(w, p)

@@ -8,12 +8,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from gilbench import runfolder, selfcheck
 from gilbench.errors import GilbenchError
 from gilbench.report.aggregate import summarize
+from gilbench.report.decision import (
+    Decision,
+    across_builds,
+    preamble,
+    remeasure_command,
+)
 from gilbench.report.decision import decisions as decide
 from gilbench.report.document import to_html, to_markdown
 from gilbench.report.errors import NothingToPlot, ReportError
@@ -115,7 +122,7 @@ def report_run(run_dir: Path, baseline: str | None = None) -> ReportResult:
 def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     run = load_run(run_dir)
     summary = summarize(run, baseline)
-    decisions = decide(summary)
+    decisions = decide(summary, remeasure_command(run.manifest.command))
     findings = key_findings(summary)
     partial = run.completeness.sentence(run.run_id)
     warnings = run.warnings + summary.notes + unstable_warnings(summary.frame)
@@ -140,14 +147,32 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     return ReportResult(run.run_dir, paths, headlines + findings, warnings, summary.frame, partial)
 
 
+ADVICE_FORMAT = "gilbench-advise/1"  # docs/advise.md, docs/advise.schema.json
+
+
 @dataclass
 class Advice:
-    """The decision of a run in a few sentences, for the terminal (`invoke advise`)."""
+    """The decision of a run in a few sentences, for the terminal (`invoke advise`), and
+    the same as data (`invoke advise --json`): the sentences are written from the data."""
 
     run_id: str
     headlines: list[str]  # one per workload and python, as the report's Decision section
     warnings: list[str]  # one line per concern, as the report's Warnings
     partial: str = ""
+    preamble: list[str] = field(default_factory=list)  # the cores that bound every speedup
+    decisions: list[Decision] = field(default_factory=list)
+    across_builds: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The document `invoke advise --json` prints (docs/advise.md)."""
+        return {
+            "format": ADVICE_FORMAT, "run": self.run_id, "partial": self.partial or None,
+            "preamble": self.preamble,
+            "decisions": [d.advice for d in self.decisions if d.kind == "speedup"],
+            "startup": [{"workload": d.workload, "python": d.python, "headline": d.headline}
+                        for d in self.decisions if d.kind == "startup"],
+            "across_builds": self.across_builds, "warnings": self.warnings,
+        }  # fmt: skip
 
 
 def _workload_name(label: str) -> str:
@@ -159,10 +184,13 @@ def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
     from the records; writes nothing. ReportError when there is nothing to decide."""
     run = load_run(Path(run_dir))
     summary = summarize(run)
-    found = decide(summary)
+    found = decide(summary, remeasure_command(run.manifest.command))
+    across = across_builds(summary)
     if workload:
         known = sorted({str(w) for w in summary.frame["workload_label"].unique()})
         found = [d for d in found if workload in (d.workload, _workload_name(d.workload))]
+        across = [a for a in across
+                  if workload in (a["workload"], _workload_name(a["workload"]))]
         if not found:
             names = ", ".join(sorted({_workload_name(k) for k in known}))
             raise ReportError(f"Workload {workload!r} has no decision in run {run.run_id}; "
@@ -172,7 +200,7 @@ def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
                           "records to decide on; `invoke report` lists what failed.")
     return Advice(run.run_id, [d.headline for d in found],
                   run.warnings + summary.notes + unstable_warnings(summary.frame),
-                  run.completeness.sentence(run.run_id))
+                  run.completeness.sentence(run.run_id), preamble(summary), found, across)
 
 
 def newest_run(results_dir: Path) -> Path:

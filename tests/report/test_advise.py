@@ -47,7 +47,9 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stderr
     lines = good.stdout.splitlines()
     assert lines[0] == RUN_B.name  # the newest run
-    assert lines[1].startswith("fib(n=24,tasks=8) on 3.13.5-ft: ")
+    assert lines[1].startswith("This host has 2 usable cores, so CPU-bound speedups cannot")
+    assert lines[2].startswith("fib(n=24,tasks=8) on 3.13.5-ft: ")
+    assert any(line.startswith("fib(n=24,tasks=8) across builds: ") for line in lines)
     assert any(line.strip().startswith("it pays off for jobs longer than") for line in lines)
     for args, sentence in [
         (["--workload", "nope"], "error: Workload 'nope' has no decision in run"),

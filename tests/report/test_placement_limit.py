@@ -27,7 +27,7 @@ def _processes(tmp_path: Path, backend: dict[str, Any], **host: Any) -> Any:
 def test_recorded_physical_cores_are_the_limit(tmp_path: Path) -> None:
     row = _processes(tmp_path, {"name": "native", "cpuset": "0-3", "physical_cores": 2})
     assert row["cores"] == 2
-    assert row["artefact"].startswith("speedup 3.00x exceeds the 2 usable cores")
+    assert row["artefact"].startswith("speedup 3.00x is above the 2 usable cores")
 
 
 def test_the_cpuset_is_counted_on_the_recorded_topology(tmp_path: Path) -> None:
