@@ -11,7 +11,7 @@ import resource
 import sys
 import time
 
-from experiments import catalog, contention, workloads
+from experiments import catalog, contention, memory, workloads
 from experiments.failures import WorkerCrashed, describe
 from experiments.models import load
 from experiments.records import emit, make_record
@@ -49,11 +49,14 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
             params: dict[str, Any]) -> dict[str, Any]:
     """Run the model once and return the record's measurements; raises on failure."""
     workers = 1 if cell["model"] == "sequential" else cell["workers"]
+    before = memory.total_kb()  # this process alone, before any worker exists
     own0, children0 = _cpu_seconds()
     host0 = contention.snapshot()
     start = time.perf_counter()
     phases = model.run(cell["workload"], params, workers, config)
     total = time.perf_counter() - start
+    if phases.memory is not None:  # the models' PSS sampling is in none of the spans
+        total -= phases.memory.seconds
     host1 = contention.snapshot()
     own1, children1 = _cpu_seconds()
     if phases.worker_cpu_s is None:
@@ -72,6 +75,7 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
         "total_s": total,
         "cpu_s": cpu,
         "peak_rss_kb": _peak_rss_kb(phases.worker_peak_rss_kb),
+        **memory.fields(phases.memory, before),
         "tasks_done": len(phases.results),
         "gil_enabled": _gil_enabled(),
         **contention.measure(host0, host1, cpu, total),

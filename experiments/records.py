@@ -1,4 +1,4 @@
-"""The record: the one definition of what a line of records.jsonl holds (schema_version 2).
+"""The record: the one definition of what a line of records.jsonl holds (schema_version 3).
 
 Standard library only, because the driver and cells build records with it inside the
 interpreter under test. The host's loader, its column types and the tests derive from
@@ -20,14 +20,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
 
 
 # kind: "str", "int", "float", "bool", "object". source: "cell": copied from the cell
 # spec; "measured": set when ok, else null; "contention": null unless ok, and null where
-# the host does not expose it (experiments/contention.py); "record": the rest.
+# the host does not expose it (experiments/contention.py); "memory": null unless ok, and
+# null where sampling /proc failed, which mem_error then says (experiments/memory.py);
+# "record": the rest.
 # A plain class, neither a dataclass nor a namedtuple: every cell process imports this,
 # and dataclasses pulls in inspect (about 20 ms of start-up per measurement process),
 # namedtuple collections (about 2 ms).
@@ -67,6 +69,9 @@ FIELDS: tuple[Field, ...] = (
     Field("total_s", "float", nullable=True, source="measured"),
     Field("cpu_s", "float", nullable=True, source="measured"),
     Field("peak_rss_kb", "int", nullable=True, source="measured"),
+    Field("mem_total_kb", "int", nullable=True, source="memory"),  # since v3
+    Field("mem_before_kb", "int", nullable=True, source="memory"),  # since v3
+    Field("mem_error", "str", nullable=True, source="memory"),  # since v3
     Field("tasks_done", "int", nullable=True, source="measured"),
     Field("gil_enabled", "bool", nullable=True, source="measured"),
     Field("others_cpu_s", "float", nullable=True, source="contention"),  # since v2
@@ -83,6 +88,7 @@ NAMES = tuple(f.name for f in FIELDS)
 FROM_CELL = tuple(f.name for f in FIELDS if f.source == "cell")
 MEASUREMENTS = tuple(f.name for f in FIELDS if f.source == "measured")
 CONTENTION = tuple(f.name for f in FIELDS if f.source == "contention")
+MEMORY = tuple(f.name for f in FIELDS if f.source == "memory")
 
 
 def _fits(value: Any, kind: str) -> bool:
@@ -151,7 +157,7 @@ def make_record(
         "repetition": repetition,
         "status": status,
         "message": message,
-        **{key: measured.get(key) for key in MEASUREMENTS + CONTENTION},
+        **{key: measured.get(key) for key in MEASUREMENTS + CONTENTION + MEMORY},
         "api": api,
         "transport": transport,
         "python_version": (_python_version() if python_version is None

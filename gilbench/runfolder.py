@@ -465,8 +465,17 @@ def _v1_to_v2(record: Record) -> Record:
     return upgraded
 
 
+def _v2_to_v3(record: Record) -> Record:
+    """v2 did not sample PSS (experiments/memory.py): what the run held is unknown."""
+    upgraded = dict(record)
+    for name in schema.MEMORY:
+        upgraded.setdefault(name, None)
+    upgraded["schema_version"] = 3
+    return upgraded
+
+
 # version -> function turning a record of that version into one of the next version.
-UPGRADES: dict[int, Callable[[Record], Record]] = {0: _v0_to_v1, 1: _v1_to_v2}
+UPGRADES: dict[int, Callable[[Record], Record]] = {0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _oldest_readable() -> int:

@@ -35,7 +35,7 @@ import os
 import select
 import time
 
-from experiments import workloads
+from experiments import memory, workloads
 from experiments.failures import WorkerError
 from experiments.models.phases import Phases
 from experiments.pool_tasks import init_source, ready_then_wait
@@ -138,6 +138,7 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     go_r, go_w = os.pipe()
     logger, handler, logged = _logged_failures()
     state = _Workers(events_r, logged)
+    mem = memory.Samples()
     # Made before the clock starts: building the payload is not transferring it.
     payload = workloads.make_payload(params) if workloads.needs_payload(workload) else None
     try:
@@ -151,12 +152,17 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
                 if serial:
                     state.wait_for(b"C", n + 1)
             state.wait_for(b"R", workers)
+            # Every pool interpreter lives in this process: its PSS is the total.
+            all_ready = time.perf_counter()  # start-up ends; the sample is in no phase
+            mem.take()
             ready = time.perf_counter()
             futures = [pool.submit(workloads.run_task, workload, params, payload)
                        for _ in range(params["tasks"])]
             os.write(go_w, b"G" * workers)
             results = [state.result(f) for f in futures]
             done = time.perf_counter()
+            mem.take()  # the pool's interpreters still exist
+            after = time.perf_counter()  # teardown starts
             for gate in state.gates:
                 state.result(gate)
         except BaseException:
@@ -169,4 +175,6 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         logger.removeHandler(handler)
         for fd in (events_r, events_w, go_r, go_w):
             os.close(fd)
-    return Phases(ready - start, done - ready, end - done, results)
+    phases = Phases(all_ready - start, done - ready, end - after, results)
+    phases.memory = mem
+    return phases

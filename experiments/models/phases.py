@@ -6,6 +6,8 @@ TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
 if TYPE_CHECKING:
     from typing import Any
 
+    from experiments.memory import Samples
+
 
 class Phases:
     """Seconds spent in each phase of one run, and the results it produced.
@@ -14,7 +16,7 @@ class Phases:
     measurement process's start-up.
     """
 
-    __slots__ = ("results", "startup_s", "teardown_s", "wall_s", "worker_cpu_s",
+    __slots__ = ("memory", "results", "startup_s", "teardown_s", "wall_s", "worker_cpu_s",
                  "worker_peak_rss_kb")
 
     def __init__(self, startup_s: float, wall_s: float, teardown_s: float,
@@ -27,6 +29,9 @@ class Phases:
         # (forkserver's are the server's): CPU and peak RSS the workers reported.
         self.worker_cpu_s: float | None = None
         self.worker_peak_rss_kb: int | None = None
+        # PSS samples at the ready gate and the end of the parallel section
+        # (experiments/memory.py); their cost is in none of the phases above.
+        self.memory: Samples | None = None
 
     def __repr__(self) -> str:
         return (f"Phases(startup_s={self.startup_s!r}, wall_s={self.wall_s!r}, "

@@ -12,7 +12,7 @@ import threading
 import time
 from multiprocessing.connection import wait
 
-from experiments import workloads
+from experiments import memory, workloads
 from experiments.failures import WorkerCrashed, WorkerError, describe
 from experiments.models.phases import Phases, split_tasks
 
@@ -111,6 +111,8 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         child.close()  # so the parent sees EOF when the child dies
         procs[parent] = proc
     conns = list(procs)
+    pids = [proc.pid for proc in procs.values()]  # forkserver's too: their real pids
+    mem = memory.Samples()
     error = ""
     usage: list[tuple[float, int]] | None = None
     try:
@@ -121,6 +123,9 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
                 if kind == "E":
                     error = value
                 waiting.discard(conn)
+        gate = time.perf_counter()  # start-up ends; the sample is in no phase
+        if not error:
+            mem.take(pids)
         ready = time.perf_counter()
         for conn in conns:
             with contextlib.suppress(OSError):  # a child that failed has already left
@@ -147,6 +152,9 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
                 if not owed[conn]:  # type: ignore[index]
                     del owed[conn]  # type: ignore[arg-type]
         done = time.perf_counter()
+        if not error:  # the workers are still alive, waiting to be asked for their usage
+            mem.take(pids)
+        after = time.perf_counter()  # teardown starts
         for t in feeders:
             t.join()
         usage = _collect_usage(conns, error)
@@ -164,7 +172,8 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     end = time.perf_counter()
     if error:
         raise WorkerError(error)
-    phases = Phases(ready - start, done - ready, end - done, results)
+    phases = Phases(gate - start, done - ready, end - after, results)
+    phases.memory = mem
     if config["start_method"] == "forkserver":
         # Forkserver workers are the server's children, so RUSAGE_CHILDREN never
         # sees them; use what they reported instead.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from experiments import workloads
+from experiments import memory, workloads
 from experiments.models.phases import Phases
 
 TYPE_CHECKING = False  # not typing's: see experiments/catalog.py
@@ -29,4 +29,8 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     payload = workloads.make_payload(params) if workloads.needs_payload(workload) else None
     start = time.perf_counter()
     results = [workloads.run_task(workload, params, payload) for _ in range(params["tasks"])]
-    return Phases(0.0, time.perf_counter() - start, 0.0, results)
+    phases = Phases(0.0, time.perf_counter() - start, 0.0, results)
+    # No ready gate: one sample, after the last result (and after the clock stopped).
+    phases.memory = memory.Samples()
+    phases.memory.take()
+    return phases

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from experiments import subinterp, workloads
+from experiments import memory, subinterp, workloads
 from experiments.failures import WorkerError, describe
 from experiments.models.phases import Phases, owner_of_each_task, split_tasks
 from experiments.subinterp import worker
@@ -122,7 +122,9 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
     results: list[Any] = []
     # Made before the clock starts: building the payload is not transferring it.
     payload = workloads.make_payload(params) if transfer else None
-    start = ready = done = time.perf_counter()
+    # Every interpreter lives in this process: its PSS is the total.
+    mem = memory.Samples()
+    start = gate = ready = done = after = time.perf_counter()
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(workers)]
     started: list[threading.Thread] = []
     try:
@@ -133,6 +135,9 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
             if events.next() == b"E":
                 error = events.error_line()
                 break
+        gate = time.perf_counter()  # start-up ends; the sample is in no phase
+        if not error:
+            mem.take()
         ready = time.perf_counter()
         if not error:
             os.write(events.go_w, b"G" * workers)
@@ -145,7 +150,10 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
                 error = events.error_line()
             else:
                 results.append(workloads.decode_result(workload, adapter.get(out_q)))
-        done = time.perf_counter()
+        done = after = time.perf_counter()
+        if not error:  # the interpreters still exist, waiting to be released
+            mem.take()
+            after = time.perf_counter()  # teardown starts
     except Exception as exc:  # a failure on the main side (e.g. a queue refused an item)
         error = describe(exc)
     try:
@@ -162,4 +170,6 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
         events.close()
     if error:
         raise WorkerError(error)
-    return Phases(ready - start, done - ready, end - done, results)
+    phases = Phases(gate - start, done - ready, end - after, results)
+    phases.memory = mem
+    return phases

@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 
-from experiments import workloads
+from experiments import memory, workloads
 from experiments.failures import WorkerError, describe
 from experiments.models.phases import Phases, owner_of_each_task, split_tasks
 
@@ -83,6 +83,11 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
             error = value
             abort.append(True)
             break
+    # Every thread lives in this process: its PSS is the total.
+    mem = memory.Samples()
+    gate = time.perf_counter()  # start-up ends; the sample is in no phase
+    if not error:
+        mem.take()
     ready = time.perf_counter()
     go.set()
     results: list[Any] = []
@@ -97,9 +102,14 @@ def run(workload: str, params: dict[str, Any], workers: int, config: dict[str, A
                 break
             results.append(value)
     done = time.perf_counter()
+    if not error:
+        mem.take()
+    after = time.perf_counter()  # teardown starts
     for t in threads:
         t.join()
     end = time.perf_counter()
     if error:
         raise WorkerError(error)
-    return Phases(ready - start, done - ready, end - done, results)
+    phases = Phases(gate - start, done - ready, end - after, results)
+    phases.memory = mem
+    return phases

@@ -129,6 +129,7 @@ def _group_row(key: Key, group: pd.DataFrame, tolerance_s: float) -> dict[str, A
         cpu_median_s=stats.median(stats.as_array(ok["cpu_s"])),
         peak_rss_median_kb=rss,
         rss_per_worker_kb=rss / workers if workers else math.nan,
+        mem_total_median_kb=stats.median(stats.as_array(ok["mem_total_kb"].astype("float64"))),
         api=_mode(group["api"]),
         gil_enabled=_gil_enabled(ok["gil_enabled"]),
         unstable_reason=_unstable_reason(wall, counts["ok"], n_contended, tolerance_s),
@@ -355,6 +356,65 @@ def _add_relative_columns(
         columns["rel_throughput"].append(relative)
     for name, values in columns.items():
         table[name] = values
+    table["mib_per_worker"], table["mem_method"] = memory_per_worker(table)
+
+
+MEMORY_METHOD = (
+    "Memory per worker is what one more worker makes the run hold, in MiB. Each measured "
+    "repetition sums the proportional set size (PSS, from /proc/PID/smaps_rollup) of the "
+    "cell process and of every live worker process, at the ready gate (all workers started, "
+    "before go) and after the last result (before teardown), and records the larger total; "
+    "PSS splits each shared page among the processes sharing it, so forked workers' "
+    "copy-on-write pages and every process's shared libraries count once. Threads, "
+    "sub-interpreters and the interpreter pool live in the cell process, so their total is "
+    "its PSS. Per python, workload and model config, the figure is the least-squares slope "
+    "of the median total over the worker counts measured; with a single worker count it is "
+    "the total minus the same build's sequential total for that workload, divided by the "
+    "workers. The process's own start-up memory, the interpreter and the workload's data "
+    "are in every total and drop out of both. Earlier runs recorded only peak RSS "
+    "(the cell process or its single largest child), which cannot add workers up: their "
+    "figure is unknown."
+)
+
+
+def _slope(workers: np.ndarray, totals: np.ndarray) -> float:
+    """Least-squares slope of totals over worker counts (at least two distinct counts)."""
+    dx = workers - workers.mean()
+    return float(np.dot(dx, totals - totals.mean()) / np.dot(dx, dx))
+
+
+def memory_per_worker(table: pd.DataFrame) -> tuple[list[float], list[str]]:
+    """(mib_per_worker, mem_method) for each row of the summary, in its order: per (python,
+    workload, workload_params, model, model_config), the slope of mem_total_median_kb over
+    the worker counts in MiB when it has two or more with a total, else (total - the same
+    build's sequential total for the workload) / workers; NaN and "" when unknown and for
+    sequential itself (MEMORY_METHOD)."""
+    mib = [math.nan] * len(table)
+    method = [""] * len(table)
+    sequential = _sequential_rows(table)
+    keys = ["python", "workload", "workload_params", "model", "model_config"]
+    positions = {index: n for n, index in enumerate(table.index)}
+    for key, group in table.groupby(keys, observed=True, sort=False):
+        if key[3] == SEQUENTIAL:
+            continue
+        known = group.loc[np.isfinite(group["mem_total_median_kb"].astype("float64"))]
+        workers = known["workers"].astype("float64").to_numpy()
+        totals = known["mem_total_median_kb"].astype("float64").to_numpy()
+        value, how = math.nan, ""
+        if len(np.unique(workers)) >= 2:
+            value = _slope(workers, totals) / 1024
+            how = f"slope over {len(np.unique(workers))} worker counts"
+        elif len(known) == 1:
+            base = sequential.get((str(key[0]), str(key[1]), str(key[2])))
+            base_total = (float(table.at[base, "mem_total_median_kb"])  # type: ignore[arg-type]
+                          if base is not None else math.nan)
+            if math.isfinite(base_total) and workers[0] > 0:
+                value = (totals[0] - base_total) / workers[0] / 1024
+                how = "vs sequential"
+        for index in group.index:
+            mib[positions[index]] = value
+            method[positions[index]] = how
+    return mib, method
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:

@@ -113,8 +113,8 @@ def test_damaged_middle_line_is_left_out_by_line_number(tmp_path: Path) -> None:
 
 
 def test_newer_record_schema_is_damaged(tmp_path: Path) -> None:
-    _damaged(tmp_path, record("sequential", 1, 5, 1.0, schema_version=3),
-             "schema_version 3 is newer than the 2")
+    _damaged(tmp_path, record("sequential", 1, 5, 1.0, schema_version=4),
+             "schema_version 4 is newer than the 3")
 
 
 def test_record_missing_a_field_is_damaged(tmp_path: Path) -> None:
