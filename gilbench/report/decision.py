@@ -608,8 +608,8 @@ def across_builds(summary: Summary) -> list[dict[str, Any]]:
         text = (f"{workload} across builds: fastest is {best['model_label']} on "
                 f"{best['python_label']} at {_workers(int(best['workers']))}, "
                 f"{_x(float(best['rel_throughput']))} the throughput of sequential on "
-                f"{reference}; {ft}'s single-thread cost is {round(cost * 100) + 0}% (its sequential "
-                f"runs at {_x(single)} of {reference}'s"
+                f"{reference}; {ft}'s single-thread cost is {round(cost * 100) + 0}% (its "
+                f"sequential runs at {_x(single)} of {reference}'s"
                 + (f"; published: {anchor}" if anchor else "") + ")")
         entry: dict[str, Any] = {
             "workload": str(workload), "free_threaded": str(ft), "gil_build": str(reference),
