@@ -49,14 +49,16 @@ def test_pyperf_reads_the_export_of_real_runs(two_runs: list[Path]) -> None:
                         env={"INVOKE_GILBENCH_RESULTS_DIR": str(run_dir.parent)})
         assert result.returncode == 0, result.stdout + result.stderr
         path = run_dir.parent / f"{run_dir.name}.pyperf.json"
-        assert path.is_file() and "wrote 2 benchmarks" in result.stdout
+        # threads at 1 and 2 workers, and the sequential baseline every run gets
+        assert path.is_file() and "wrote 3 benchmarks" in result.stdout
         files.append(path)
     names = _names(two_runs[0])
-    assert names == _names(two_runs[1]) == [
-        f"{runfolder.read_manifest(two_runs[0]).pythons[p]['label']} / threads / "
+    assert names == _names(two_runs[1]) == sorted(
+        f"{runfolder.read_manifest(two_runs[0]).pythons[p]['label']} / {m} / "
         f"io(ms=2, tasks=2) / {w}"
-        for p in runfolder.read_manifest(two_runs[0]).pythons for w in ("1 worker",
-                                                                         "2 workers")]
+        for p in runfolder.read_manifest(two_runs[0]).pythons
+        for m, w in (("sequential", "1 worker"), ("threads", "1 worker"),
+                     ("threads", "2 workers")))
 
     suite = pyperf.BenchmarkSuite.load(str(files[0]))
     assert sorted(suite.get_benchmark_names()) == names
