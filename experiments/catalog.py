@@ -128,6 +128,19 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "size": "bytes",
         "params": {"bytes": 1000000, "tasks": 8},
     },
+    # Sharing matters (issue 18): a dict every worker updates. Threads (free-threaded or
+    # not) increment one dict in place under a lock taken per `batch` increments; worker
+    # processes and sub-interpreters count into their own and send it back as the task's
+    # result, inside the timed section. "contended": CPU-bound, but the workers also
+    # contend for one object or pay to send their updates (experiments/workloads.py).
+    "shared": {
+        "kind": "contended",
+        "description": "`updates` increments over `keys` keys of a dict shared by every "
+                       "worker (sent back where memory is not shared)",
+        "size": "updates",
+        "params": {"keys": 64, "updates": 200000, "batch": 64, "tasks": 8},
+        "bounds": {"keys": (1, 100000), "updates": (1, 10**8), "batch": (1, 100000)},
+    },
     "startup": {
         "kind": "startup",
         "description": "trivial tasks: the record's startup_s and teardown_s are the point",
@@ -271,16 +284,18 @@ def validate_cell(spec: dict[str, Any]) -> list[str]:
                     f"'workload_params.{key}' is not a {workload} parameter; "
                     f"known: {', '.join(defaults)}."
                 )
+            elif key in (bounds := WORKLOADS[workload].get("bounds", {})):
+                # A bounded parameter names its range whatever is wrong with the value.
+                low, high = bounds[key]
+                if not _is_int(value) or not low <= value <= high:
+                    problems.append(f"'workload_params.{key}' must be "
+                                    f"{'' if _is_int(value) else 'an integer '}from {low} "
+                                    f"to {high}, got {value!r}.")
             elif not _is_int(value) or value < (1 if key == "tasks" else 0):
                 problems.append(
                     f"'workload_params.{key}' must be a non-negative integer"
                     f"{' above 0' if key == 'tasks' else ''}, got {value!r}."
                 )
-            elif key in (bounds := WORKLOADS[workload].get("bounds", {})) and not (
-                bounds[key][0] <= value <= bounds[key][1]
-            ):
-                problems.append(f"'workload_params.{key}' must be from {bounds[key][0]} to "
-                                f"{bounds[key][1]}, got {value!r}.")
     if spec["workers"] < 1:
         problems.append(f"'workers' must be at least 1, got {spec['workers']}.")
     if spec["warmups"] < 0:

@@ -3,12 +3,45 @@
 Workers (threads, spawned processes, sub-interpreters, pool interpreters) call
 `run_task(name, params, payload)`; nothing here is a closure and nothing here
 imports a single-phase extension module, so it loads inside an isolated
-sub-interpreter too. Results are plain ints, floats or bytes (shareable everywhere).
+sub-interpreter too. Results are plain ints, floats or bytes (shareable everywhere),
+except `shared`'s dict of counts, which crosses interpreters as text (encode_result).
+
+`shared`: a workload where sharing matters (issue 18). Every task makes `updates`
+increments over `keys` int keys of a dict; key i is (i * _STEP) % keys, which visits
+every key once per `keys` updates, so the expected count of each key has a closed form.
+Where the task runs decides what it counts into:
+
+- in the main interpreter of the cell process (sequential, threads; a free-threaded
+  build's threads too), into the one module-level dict `_SHARED`, under `_LOCK`, taken
+  once per `batch` increments (the keys of a batch are computed outside it), so threads
+  contend on one object in place; the task returns its count, `updates`;
+- anywhere else (a worker process, a sub-interpreter, a pool interpreter), into a dict
+  of its own, returned as the task's result: the update that must be sent back. The
+  models send and receive results inside the timed section, so pickling it over a
+  pipe or encoding it for an interpreter queue is part of `wall_s`.
+
+"Where" is decided per task from facts, not from a flag a model must set: same pid
+as the process that imported this module (a forked worker is not), the main
+interpreter (`_thread._is_main_interpreter`, in 3.12 and 3.13; a sub-interpreter
+imports its own copy of this module), and not a multiprocessing worker (a spawned one
+imports this module afresh). Wrongly in the shared branch, a worker counts into a dict
+nobody reads and check() fails loudly; wrongly local, threads would stop contending
+while totals stay right, which is why the facts lean to "shared".
+
+check() runs in the cell's main interpreter after each run (warmups too): it takes
+`_SHARED` (leaving it empty, so the next run starts from zero), merges the returned
+dicts into it and compares every key with tasks x its expected count. That merge is
+outside `wall_s`: with the default 64 keys it is microseconds; with many keys it favours
+the models that return dicts by up to tasks x keys dict updates. A run that fails before
+its check (a task raised) leaves its increments behind; the next check then says so.
 """
 
 from __future__ import annotations
 
+import _thread
 import math
+import os
+import sys
 import time
 
 from experiments import wire
@@ -138,6 +171,89 @@ def _compress(kib: int, level: int) -> int:
     return zlib.crc32(zlib.compress(_compressible(kib), level))
 
 
+# A prime above the largest `keys` (catalog bounds): i -> (i * _STEP) % keys runs through
+# every key once per `keys` consecutive i, in an order that is not simply ascending.
+_STEP = 1_000_003
+_SHARED: dict[int, int] = {}  # the cell's main interpreter's shared counts (see above)
+_LOCK = _thread.allocate_lock()  # _thread, not threading: nothing more to import
+_HOME_PID = os.getpid()
+
+
+def _at_home() -> bool:
+    """Whether this task runs where check() reads `_SHARED` (see the module docstring)."""
+    if os.getpid() != _HOME_PID:  # forked (fork, forkserver): a copy of the dict
+        return False
+    is_main = getattr(_thread, "_is_main_interpreter", None)
+    if is_main is not None and not is_main():  # a sub-interpreter's own module
+        return False
+    mp = sys.modules.get("multiprocessing.process")  # set in every multiprocessing worker
+    return mp is None or mp.parent_process() is None
+
+
+def _shared(keys: int, updates: int, batch: int) -> int | dict[int, int]:
+    home = _at_home()
+    counts: dict[int, int] = _SHARED if home else {}
+    step = _STEP % keys
+    key = 0
+    left = updates
+    while left:
+        n = batch if batch < left else left
+        left -= n
+        chunk = []
+        for _ in range(n):  # the work between two updates of the dict: outside the lock
+            chunk.append(key)
+            key += step
+            if key >= keys:
+                key -= keys
+        if home:
+            with _LOCK:
+                for k in chunk:
+                    counts[k] = counts.get(k, 0) + 1
+        else:
+            for k in chunk:
+                counts[k] = counts.get(k, 0) + 1
+    return updates if home else counts
+
+
+def _shared_expected(keys: int, updates: int) -> dict[int, int]:
+    """Each key's count after one task: i % keys = r occurs updates // keys times, once
+    more for the first updates % keys residues."""
+    base, extra = divmod(updates, keys)
+    step = _STEP % keys
+    return {(r * step) % keys: base + (1 if r < extra else 0) for r in range(keys)
+            if base or r < extra}
+
+
+def _shared_check(params: dict[str, Any], results: list[Any]) -> str:
+    with _LOCK:  # take the shared counts: the next run starts from zero
+        merged = dict(_SHARED)
+        _SHARED.clear()
+    updates, tasks = params["updates"], params["tasks"]
+    in_place = sum(merged.values())
+    tokens = 0
+    for result in results:
+        if isinstance(result, dict):
+            for k, v in result.items():
+                merged[k] = merged.get(k, 0) + v
+        elif isinstance(result, int) and not isinstance(result, bool) and result == updates:
+            tokens += 1
+        else:
+            return (f"a shared task returned {str(result)[:80]}, expected its count "
+                    f"{updates} or its dict of counts")
+    if in_place != tokens * updates:
+        return (f"the shared dict holds {in_place} increments, but the {tokens} tasks that "
+                f"counted into it made {tokens * updates} (a lost update, or a run that "
+                "failed before its check)")
+    want = {k: c * tasks for k, c in _shared_expected(params["keys"], updates).items()}
+    if merged != want:
+        wrong = sorted(k for k in set(want) | set(merged) if merged.get(k) != want.get(k))
+        k = wrong[0]
+        return (f"{len(wrong)} shared keys have the wrong count, e.g. key {k}: "
+                f"{merged.get(k, 0)}, expected {want.get(k, 0)} (all keys: "
+                f"{sum(merged.values())}, expected {tasks * updates})")
+    return ""
+
+
 def _crash() -> None:
     import ctypes  # imported here: ctypes is not needed by any other task
 
@@ -158,6 +274,7 @@ _TASKS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "hash": lambda p, _: _hash(p["kib"], p["rounds"]),
     "compress": lambda p, _: _compress(p["kib"], p["level"]),
     "transfer": lambda _, payload: payload,
+    "shared": lambda p, _: _shared(p["keys"], p["updates"], p["batch"]),
     "startup": lambda p, _: 0,
     "crash": lambda p, _: _crash(),
     "hang": lambda p, _: _hang(),
@@ -190,6 +307,8 @@ def encode_result(name: str, value: Any) -> Any:
         from experiments import userwork
 
         return userwork.encode(value)
+    if name == "shared" and isinstance(value, dict):
+        return wire.dumps(list(value.items()))  # 3.12 channels carry str, not dict
     return wire.encode(value)
 
 
@@ -198,6 +317,8 @@ def decode_result(name: str, value: Any) -> Any:
         from experiments import userwork
 
         return userwork.decode(value)
+    if name == "shared" and isinstance(value, str):
+        return dict(wire.loads(value))
     return wire.decode(value)
 
 
@@ -236,6 +357,8 @@ def check(name: str, params: dict[str, Any], results: list[Any]) -> str:
         crc = _compress(params["kib"], params["level"])
         bad = [r for r in results if r != crc]
         return f"zlib output's crc32 was {bad[0]!r}, expected {crc}" if bad else ""
+    if name == "shared":
+        return _shared_check(params, results)
     if name == "transfer":
         bad = [r for r in results if not isinstance(r, bytes) or len(r) != params["bytes"]]
         return f"transfer returned {len(bad)} payloads of the wrong size" if bad else ""
