@@ -113,10 +113,29 @@ class RunProgress:
             counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
             cell = f"{payload.get('model')} {payload.get('workload')} x{payload.get('workers')}"
             self.progress.update(self.task, advance=1, description=f"{cell:<32} {counts}")
-            key = (str(payload.get("cell_id")), status)
-            if status != "ok" and key not in self.shown:  # once per cell, not per repetition
-                self.shown.add(key)
-                self.progress.console.print(f"  {cell}: {status}: {payload.get('message', '')}")
+            line = self._problem(payload, status, cell)
+            if line:
+                self.progress.console.print(line, markup=False)
+
+    def _problem(self, record: dict[str, Any], status: str, cell: str) -> str:
+        """The line for a record that did not finish ok, the first time only: once per cell
+        (not per repetition); a model the build does not have once per model and python,
+        since every cell of it says the same."""
+        if status == "ok":
+            return ""
+        message = record.get("message", "")
+        if status == "unsupported":
+            model = str(record.get("model"))
+            key = (f"unsupported:{model}", str(record.get("python")))
+            where = f" on {self.python}" if self.python else ""
+            text = f"  {model}{where}: unsupported: {message} (not run; its other cells too)"
+        else:
+            key = (str(record.get("cell_id")), status)
+            text = f"  {cell}: {status}: {message}"
+        if key in self.shown:
+            return ""
+        self.shown.add(key)
+        return text
 
 
 def render_compare(result: Any) -> None:

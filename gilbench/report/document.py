@@ -31,6 +31,7 @@ class Bullets:
 class Table:
     headers: list[str]
     rows: list[list[str]]
+    prose: tuple[int, ...] = ()  # columns of text that wraps in HTML, however short
 
 
 @dataclass
@@ -79,15 +80,22 @@ def to_markdown(blocks: list[Block]) -> str:
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
+       max-width: 1400px; padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
 h1 { border-bottom: 2px solid #333; padding-bottom: .2em; }
 h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-.table { overflow-x: auto; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .8em; }
-th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
-td { white-space: nowrap; }
-td:first-child { white-space: normal; max-width: 20em; overflow-wrap: anywhere; }
-td.text { white-space: normal; min-width: 16em; }
+/* A wide table scrolls sideways in its own box; the page never does. Cells wrap between
+   words (and after commas, see BREAK_AFTER_COMMA), never inside one: a cell is at least as
+   wide as its longest word, so nothing is clipped or broken mid-letter. */
+.table { overflow-x: auto; max-width: 100%; margin: .8em 0; }
+table { border-collapse: collapse; font-size: .8em; }
+th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top;
+         overflow-wrap: normal; word-break: normal; hyphens: none; }
+th { white-space: normal; min-width: 3.5em; }
+td { white-space: nowrap; background: #fff; }
+td:first-child { white-space: normal; }
+td.text { white-space: normal; min-width: 12em; }
+/* the first column (a model, a python) stays in view while a wide table scrolls */
+.table td:first-child, .table th:first-child { position: sticky; left: 0; z-index: 1; }
 th { background: #f0f0f0; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; }
@@ -100,9 +108,10 @@ pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
 BREAK_AFTER_COMMA = ",\u200b"
 
 
-def _td(text: str) -> str:
-    # long prose (messages, configure args) may wrap; numbers and labels stay on one line
-    kind = ' class="text"' if len(text) > 60 else ""
+def _td(text: str, prose: bool = False) -> str:
+    # prose (messages, notes, configure args) wraps between words; numbers and short labels
+    # stay on one line
+    kind = ' class="text"' if prose or (len(text) > 40 and " " in text.strip()) else ""
     # a zero-width space after each comma lets long config labels wrap there
     return f"<td{kind}>{html.escape(text).replace(',', BREAK_AFTER_COMMA)}</td>"
 
@@ -117,7 +126,10 @@ def _html_block(block: Block) -> str:
         return f"<ul>{items}</ul>"
     if isinstance(block, Table):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
+        body = "".join(
+            "<tr>" + "".join(_td(c, n in block.prose) for n, c in enumerate(row)) + "</tr>"
+            for row in block.rows
+        )
         table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         return f'<div class="table">{table}</div>'
     if isinstance(block, Image):

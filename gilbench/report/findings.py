@@ -4,13 +4,14 @@ distrust; and the warnings, one line per concern."""
 from __future__ import annotations
 
 import math
+import shlex
 
 import pandas as pd
 
 from experiments.records import STATUSES
 from gilbench.report import stats
-from gilbench.report.aggregate import SEQUENTIAL, Summary
-from gilbench.report.decision import is_startup
+from gilbench.report.aggregate import Summary
+from gilbench.report.decision import across_builds, is_startup
 
 
 def plural(count: int, noun: str) -> str:
@@ -42,12 +43,16 @@ def _listed(names: list[str], limit: int = 3) -> str:
 
 
 def _best_sentences(summary: Summary) -> list[str]:
-    """Per workload run on several builds, the fastest cell across them, by throughput
-    against the reference (the decision tables answer within one build)."""
-    sentences = []
+    """Per workload run on several builds: a free-threaded build head to head with the GIL
+    build of its version (decision.across_builds), else the fastest cell across the builds,
+    by throughput against the reference (the decision lines answer within one build)."""
+    across = across_builds(summary)
+    sentences = [entry["text"] for entry in across]
+    compared = {entry["workload"] for entry in across}
     table = summary.frame
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
-        if is_startup(group["workload"].iloc[0]) or group["python"].nunique() < 2:
+        if (str(workload) in compared or is_startup(group["workload"].iloc[0])
+                or group["python"].nunique() < 2):
             continue
         ranked = group[group["rel_throughput"].notna() & ~_artefacts(group)].sort_values(
             "rel_throughput", ascending=False
@@ -63,22 +68,6 @@ def _best_sentences(summary: Summary) -> list[str]:
     return sentences
 
 
-def _cross_build_sentences(summary: Summary) -> list[str]:
-    """How a free-threaded build's sequential compares with its GIL reference."""
-    table = summary.frame
-    rows = table[
-        (table["model"] == SEQUENTIAL)
-        & table["rel_throughput"].notna()
-        & (table["python_label"].astype("string") != table["baseline_python"].astype("string"))
-    ]
-    rows = rows[~_startup_mask(rows)]
-    return [
-        f"Sequential {r['workload_label']} on {r['python_label']} ran at "
-        f"{times(r['rel_throughput'])} the throughput of sequential on {r['baseline_python']}."
-        for _, r in rows.iterrows()
-    ]
-
-
 def _gil_sentences(table: pd.DataFrame) -> list[str]:
     """A free-threaded build whose GIL came back (an extension module can re-enable it)."""
     back = table[table["gil_disabled_build"].fillna(False) & table["gil_enabled"].fillna(False)]
@@ -89,22 +78,53 @@ def _gil_sentences(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def unsupported_mask(table: pd.DataFrame) -> pd.Series:
+    """Groups whose every record is `unsupported`: a model (or config) the build does not
+    have, not a failure of it."""
+    return (table["n_records"] > 0) & (table["n_unsupported"] == table["n_records"])
+
+
+def unsupported_lines(table: pd.DataFrame) -> list[str]:
+    """One line per model and python the build does not have, with the records' reason:
+    "interpreter-pool: concurrent.futures.InterpreterPoolExecutor needs Python 3.14; this
+    is 3.13; not run on 3.13.5-pgo (12 cell groups)"."""
+    rows = table[unsupported_mask(table)]
+    lines = []
+    for (model, python), group in rows.groupby(["model_label", "python_label"], observed=True,
+                                               sort=True):
+        reasons = sorted({m.strip().rstrip(".") for m in group["messages"].dropna().astype(str)
+                          for m in m.split(" | ") if m.strip()})
+        why = "; ".join(reasons) or "unsupported"
+        lines.append(f"{model}: {why}; not run on {python} ({plural(len(group), 'cell group')})")
+    return lines
+
+
 def _failure_sentence(table: pd.DataFrame) -> str:
+    unsupported = unsupported_mask(table)
+    skipped = ""
+    if unsupported.any():
+        names = sorted({f"{r['model_label']} on {r['python_label']}"
+                        for _, r in table[unsupported].iterrows()})
+        skipped = (f" {plural(int(unsupported.sum()), 'cell group')} not supported by this "
+                   f"build ({', '.join(names)}) were not run; Failures says why.")
+    table = table[~unsupported]
     total = int(table["n_records"].sum())
     failed = {s: int(table[f"n_{s}"].sum()) for s in STATUSES if s != "ok"}
     n_failed = sum(failed.values())
+    if not total:
+        return "No record was run." + skipped
     if not n_failed:
-        return f"All {total} records finished ok."
+        return f"All {total} records finished ok." + skipped
     parts = ", ".join(f"{n} {status}" for status, n in failed.items() if n)
     cells = int((table["n_ok"] < table["n_records"]).sum())
     if n_failed == total:
         return (
             f"No record finished ok: all {total} records failed ({parts}) in {cells} cell "
-            "groups, so there are no timings; see Failures for CPython's messages."
+            "groups, so there are no timings; see Failures for CPython's messages." + skipped
         )
     return (
         f"{n_failed} of {total} records did not finish ok ({parts}) in {cells} cell groups; "
-        "they are listed under Failures."
+        "they are listed under Failures." + skipped
     )
 
 
@@ -129,7 +149,7 @@ def key_findings(summary: Summary) -> list[str]:
     table = summary.frame
     # Who won per workload, by how much and at what start-up cost is the Decision section's
     # (decision.py); these say what it does not.
-    findings = _best_sentences(summary) + _cross_build_sentences(summary)
+    findings = _best_sentences(summary)
     findings += _gil_sentences(table)
     findings.append(_failure_sentence(table))
     findings += _documented_invalid_sentences(table)
@@ -208,7 +228,7 @@ def _workload_warnings(workload: str, group: pd.DataFrame) -> list[tuple[str, in
                      else f"{len(every)} groups (listed in Warnings in detail)")
             out.append(("Busy host", len(every), 0,
                 f"Busy host: {workload}: every repetition of {which} was contended, "
-                "so their numbers come from a busy host; rerun them on a quieter one."))
+                "so their numbers come from a busy host."))
     unstable = group[noisy_mask(group)]
     if len(unstable):
         names = [_group_name(r) for _, r in unstable.iterrows()]
@@ -235,13 +255,54 @@ def _summary_line(concern: str, hits: list[tuple[str, int, int]], total: int) ->
                 f"was busy and are left out ({per}); {see}.")
     if concern == "Busy host":
         return (f"Busy host: every repetition of {groups} groups was contended ({per}), so "
-                "their numbers come from a busy host; rerun them on a quieter one.")
+                "their numbers come from a busy host.")
     return f"Unstable: {groups} of {total} groups ({UNSTABLE_RULE}): {per}; {see}."
 
 
-def unstable_warnings(table: pd.DataFrame) -> list[str]:
+# Flags a remedy sets itself, dropped from the run's own command before they are added.
+_SAMPLING_FLAGS = {"--target-ci", "--max-repetitions", "--cell-budget", "--retry-contended",
+                   "--resume", "-g", "-x", "-l", "-s"}
+
+
+def _rerun(command: str) -> str:
+    """The run's own command (`invoke experiment ...` or `invoke all ...`) as a new
+    experiment without its sampling flags; a placeholder when the run did not record one."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    if words[:2] not in (["invoke", "experiment"], ["invoke", "all"]):
+        return "invoke experiment --matrix MATRIX (this run's matrix, see Provenance)"
+    kept = ["invoke", "experiment"]
+    rest = iter(words[2:])
+    for word in rest:
+        flag, eq, _ = word.partition("=")
+        if flag in _SAMPLING_FLAGS:
+            if not eq:
+                next(rest, None)  # its value
+            continue
+        kept.append(word)
+    return shlex.join(kept)
+
+
+def remedy(concern: str, command: str = "") -> str:
+    """The command that addresses a warning's concern, built on the run's command."""
+    again = _rerun(command)
+    if concern == "Unstable":
+        return f"rerun with more repetitions: {again} --target-ci 2%"
+    if concern == "Contended":
+        return f"measure contended repetitions again: {again} --retry-contended 3"
+    if concern == "Busy host":
+        return ("see what loads the host with invoke doctor, then rerun: "
+                f"{again} --retry-contended 3")
+    return f"check the host with invoke doctor, then rerun on a quiet one: {again}"
+
+
+def unstable_warnings(table: pd.DataFrame, command: str = "") -> list[str]:
     """At most one line per concern: per workload with its groups named when one workload
-    has it, else counted per workload. Warnings in detail and the rows say the rest."""
+    has it, else counted per workload. Warnings in detail and the rows say the rest. Each
+    line ends with the command that addresses it (`command`: the run's own, from its
+    manifest, which the remedy reruns with the flag that helps)."""
     by_concern: dict[str, list[tuple[str, int, int, str]]] = {c: [] for c in CONCERNS}
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
         for concern, groups, repetitions, line in _workload_warnings(str(workload), group):
@@ -249,10 +310,12 @@ def unstable_warnings(table: pd.DataFrame) -> list[str]:
     warnings = []
     for concern, hits in by_concern.items():
         if len(hits) == 1:
-            warnings.append(hits[0][3])
+            line = hits[0][3]
         elif hits:
-            warnings.append(_summary_line(concern, [(w, n, r) for w, n, r, _ in hits],
-                                          len(table)))
+            line = _summary_line(concern, [(w, n, r) for w, n, r, _ in hits], len(table))
+        else:
+            continue
+        warnings.append(f"{line} Fix: {remedy(concern, command)}")
     return warnings
 
 

@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,9 @@ LINESTYLES = ["-", "--", ":", "-."]
 
 PlotFunction = Callable[[pd.DataFrame, Path, str], list[Path]]
 FigureFunction = Callable[[pd.DataFrame, str], Figure]
+# Fonts a reader can read when the PNG is shown at its own size (100 dpi): 11 pt text.
+READABLE: dict[Any, Any] = {"font.size": 11, "axes.titlesize": 12, "legend.fontsize": 10,
+            "xtick.labelsize": 10, "ytick.labelsize": 10}
 # A panel with more lines than this is a tangle; see _readable_series.
 MAX_SERIES = 6
 
@@ -48,10 +52,6 @@ Colour = tuple[float, float, float, float]  # RGBA, as colormaps give them
 def _colours(labels: list[str]) -> dict[str, Colour]:
     cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     return {label: cmap(i % cmap.N) for i, label in enumerate(sorted(labels))}
-
-
-def _workers(count: int) -> str:
-    return f"{count} worker" if count == 1 else f"{count} workers"
 
 
 def _figure(panels: int, height: float = 4.0, columns: int = 3) -> tuple[Figure, list[Axes]]:
@@ -72,10 +72,24 @@ def _save(figure: Figure, output_path: Path) -> list[Path]:
         # constrained layout gives up on very tall figures; the tight bbox still fits all
         warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
         figure.savefig(paths[0], dpi=100, bbox_inches="tight")
+        _shrink_png(paths[0])
         # no date and a fixed id salt keep the SVG byte-stable between regenerations
         with rc_context({"svg.hashsalt": "gilbench"}):
             figure.savefig(paths[1], metadata={"Date": None}, bbox_inches="tight")
     return paths
+
+
+def _shrink_png(path: Path) -> None:
+    """Rewrite a PNG with a palette of at most 256 colours: a third of the size or less,
+    which the reference run's plots, committed so report.md shows them in a clone, need.
+    Flat colours (series, bars, status cells) keep their exact values; only anti-aliased
+    edges round to the nearest palette entry. Pillow is matplotlib's own PNG writer."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        path, optimize=True)
 
 
 def _legend(figure: Figure, axes: list[Axes]) -> None:
@@ -97,9 +111,13 @@ def _saved(build: FigureFunction) -> PlotFunction:
     return plot
 
 
+def _startup_rows(rows: pd.DataFrame) -> pd.Series:
+    return rows["workload"].astype("string").map(is_startup).astype(bool)
+
+
 def _not_startup(rows: pd.DataFrame) -> pd.DataFrame:
     """The startup workload's tasks are trivial: its speed and throughput mean nothing."""
-    return rows[~rows["workload"].astype("string").map(is_startup).astype(bool)]
+    return rows[~_startup_rows(rows)]
 
 
 def _readable_series(panel: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -118,11 +136,21 @@ def _readable_series(panel: pd.DataFrame, value: str) -> pd.DataFrame:
     return panel[panel["model_label"].isin(set(peaks["model_label"]))]
 
 
-def ideal_speedup(workers: np.ndarray, cores: int, core_bound: bool) -> np.ndarray:
-    """Linear scaling, bent at the cores the cells could use when each worker needs a core
-    (workers that wait, as on I/O, can outnumber the cores)."""
-    ideal = workers.astype(float)
-    return np.minimum(ideal, cores) if core_bound and cores > 0 else ideal
+IDEAL_LABEL = "ideal: speedup = workers"
+
+
+def ceiling_label(cores: int) -> str:
+    return f"ceiling: {cores} usable cores (CPU-bound work)"
+
+
+def _ideal_lines(ax: Axes, steps: np.ndarray, cores: int, core_bound: bool) -> None:
+    """Two reference lines in two styles, each with its legend entry: linear scaling
+    (dotted), and, on CPU-bound panels, the usable cores that cap it (dash-dot, level)."""
+    ax.plot(steps, steps.astype(float), color="black", linewidth=1.0, linestyle=":",
+            label=IDEAL_LABEL)
+    if core_bound and cores > 0 and steps.max() > cores:
+        ax.axhline(cores, color="dimgray", linewidth=1.3, linestyle="-.",
+                   label=ceiling_label(cores))
 
 
 def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
@@ -146,10 +174,7 @@ def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
         ticks = np.array(sorted(panel["workers"].astype(int).unique()))
         steps = np.arange(1, max(int(ticks.max()), 2) + 1)
         cores = int(panel["cores"].max()) if "cores" in panel else 0
-        bound = cpu_bound(panel["workload"].iloc[0])
-        label = f"ideal: min(workers, {cores} cores)" if bound and cores else "ideal: workers"
-        ax.plot(steps, ideal_speedup(steps, cores, bound), color="black", linewidth=0.8,
-                linestyle=":", label=label)
+        _ideal_lines(ax, steps, cores, cpu_bound(panel["workload"].iloc[0]))
         ax.axhline(1.0, color="grey", linewidth=0.6)
         for model, line in panel.groupby("model_label", observed=True, sort=True):
             line = line.sort_values("workers")
@@ -170,17 +195,31 @@ def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
 
 
 def _bar_groups(ax: Axes, models: list[str], series: list[tuple[str, Colour, list[float]]],
-                title: str, ylabel: str) -> None:
-    """One group of bars per model, one bar per (label, colour, values) series."""
-    width = 0.8 / len(series)
+                title: str, xlabel: str) -> None:
+    """Horizontal bars, one group per model (top to bottom), one bar per (label, colour,
+    values) series: model names read level at full size, however long."""
+    height = 0.8 / len(series)
+    positions = np.arange(len(models))
     for offset, (label, colour, values) in enumerate(series):
-        ax.bar(np.arange(len(models)) + offset * width, values, width=width, color=colour,
-               label=label)
-    ax.set_xticks(np.arange(len(models)) + width * (len(series) - 1) / 2)
-    ax.set_xticklabels(models, rotation=30, ha="right", fontsize="small")
-    ax.set_title(title, fontsize="medium")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3, axis="y")
+        ax.barh(positions + offset * height, values, height=height, color=colour, label=label)
+    ax.set_yticks(positions + height * (len(series) - 1) / 2)
+    ax.set_yticklabels(models)
+    ax.tick_params(labelsize=READABLE["ytick.labelsize"])  # ticks are made at draw time
+    ax.invert_yaxis()  # the first model on top
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def _bar_figure(panels: int, bars: int) -> tuple[Figure, list[Axes]]:
+    """Panels of horizontal bars stacked in one column, each as tall as its bars need, at a
+    width shown unscaled in the HTML page (about 1000 px at the saved 100 dpi)."""
+    height = 1.0 + 0.22 * bars
+    with rc_context(READABLE):
+        figure = Figure(figsize=(10.0, height * panels + 0.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(panels, 1, squeeze=False).ravel().tolist()
+    return figure, axes
 
 
 def throughput_figure(data: pd.DataFrame, title: str) -> Figure:
@@ -193,19 +232,23 @@ def throughput_figure(data: pd.DataFrame, title: str) -> Figure:
     workloads = sorted(rows["workload_label"].astype(str).unique())
     pythons = sorted(rows["python_label"].astype(str).unique())
     colours = _colours(pythons)
-    figure, axes = _figure(len(workloads))
-    for ax, workload in zip(axes, workloads, strict=True):
-        panel = _readable_series(rows[rows["workload_label"] == workload], "throughput_median")
-        best = panel.groupby(["model_label", "python_label"], observed=True)[
-            "throughput_median"].max()
-        models = sorted(panel["model_label"].astype(str).unique(),
-                        key=lambda m: (m != SEQUENTIAL, m))
-        _bar_groups(ax, models, [
-            (python, colours[python], [best.get((m, python), np.nan) for m in models])
-            for python in pythons
-        ], workload, "tasks/s (median, best worker count)")
-    figure.suptitle(title)
-    _legend(figure, axes)
+    panels = {w: _readable_series(rows[rows["workload_label"] == w], "throughput_median")
+              for w in workloads}
+    most = max(p["model_label"].nunique() for p in panels.values())
+    with rc_context(READABLE):
+        figure, axes = _bar_figure(len(workloads), most * len(pythons))
+        for ax, workload in zip(axes, workloads, strict=True):
+            panel = panels[workload]
+            best = panel.groupby(["model_label", "python_label"], observed=True)[
+                "throughput_median"].max()
+            models = sorted(panel["model_label"].astype(str).unique(),
+                            key=lambda m: (m != SEQUENTIAL, m))
+            _bar_groups(ax, models, [
+                (python, colours[python], [best.get((m, python), np.nan) for m in models])
+                for python in pythons
+            ], workload, "tasks/s (median, best worker count)")
+        figure.suptitle(title)
+        _legend(figure, axes)
     return figure
 
 
@@ -242,34 +285,43 @@ def startup_figure(data: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
+MEMORY_LABEL = "+MiB per worker"
+OLD_MEMORY_LABEL = "+MiB per worker (peak RSS, old runs)"
+
+
+def memory_per_worker(data: pd.DataFrame) -> tuple[pd.Series, str]:
+    """(MiB each added worker costs, per row; its label): `mib_per_worker` (the slope of the
+    run's total memory over worker counts, aggregate.MEMORY_METHOD) where the summary has
+    it, else the extra peak RSS per worker that runs recorded before totals existed."""
+    if "mib_per_worker" in data:
+        values = pd.to_numeric(data["mib_per_worker"], errors="coerce").astype("float64")
+        if values.notna().any():
+            return values, MEMORY_LABEL
+    old = pd.to_numeric(data["extra_rss_per_worker_kb"], errors="coerce").astype("float64")
+    return old / 1024, OLD_MEMORY_LABEL
+
+
 def memory_figure(data: pd.DataFrame, title: str) -> Figure:
-    """Peak RSS each worker adds over the same build's sequential, in MiB."""
-    rows = data[(data["model"] != SEQUENTIAL) & data["extra_rss_per_worker_kb"].notna()]
+    """MiB each added worker costs per model config, one bar per python (the median over
+    workloads and worker counts, which share one slope)."""
+    values, label = memory_per_worker(data)
+    rows = data.assign(mib=values)
+    rows = rows[(rows["model"] != SEQUENTIAL) & rows["mib"].notna()]
     if rows.empty:
-        raise NothingToPlot("No parallel cell has ok records with a sequential RSS to compare.")
-    points = (
-        rows.groupby(["python_label", "model_label", "workers"], observed=True)[
-            "extra_rss_per_worker_kb"
-        ]
-        .median()
-        .reset_index()
-    )
-    pythons = sorted(points["python_label"].astype(str).unique())
-    worker_counts = sorted(points["workers"].astype(int).unique())
-    colours = _colours([str(w) for w in worker_counts])
-    figure, axes = _figure(len(pythons))
-    for ax, python in zip(axes, pythons, strict=True):
-        panel = points[points["python_label"] == python]
-        models = sorted(panel["model_label"].astype(str).unique())
+        raise NothingToPlot("No parallel cell has ok records with a memory figure.")
+    points = rows.groupby(["model_label", "python_label"], observed=True)["mib"].median()
+    pythons = sorted(rows["python_label"].astype(str).unique())
+    models = sorted(rows["model_label"].astype(str).unique())
+    colours = _colours(pythons)
+    with rc_context(READABLE):
+        figure, [ax] = _bar_figure(1, len(models) * len(pythons))
         _bar_groups(ax, models, [
-            (_workers(workers), colours[str(workers)], [
-                panel.loc[(panel["model_label"] == m) & (panel["workers"] == workers),
-                          "extra_rss_per_worker_kb"].sum(min_count=1) / 1024
-                for m in models
-            ]) for workers in worker_counts
-        ], python, "extra peak RSS per worker, MiB")
-    figure.suptitle(title)
-    _legend(figure, axes)
+            (python, colours[python], [points.get((m, python), np.nan) for m in models])
+            for python in pythons
+        ], "", label)
+        ax.axvline(0, color="black", linewidth=0.6)
+        figure.suptitle(title)
+        _legend(figure, [ax])
     return figure
 
 
@@ -289,8 +341,29 @@ def _short_config(label: str) -> str:
     return " ".join(parts) or label
 
 
+def _sweep_cell(cell: pd.DataFrame) -> tuple[str, float, str]:
+    """(status, best speedup, text) of one config on one python and workload: the worst
+    status across worker counts is the finding; when every one finished ok, the best
+    speedup and its worker count."""
+    status = max(cell["status"].astype(str), key=list(STATUS_COLOURS).index)
+    if status != "ok":
+        # summary rows (a worker count each), or records where a caller passes those
+        done = (cell["n_ok"] < cell["n_records"]) if "n_ok" in cell else cell["status"] != "ok"
+        return status, math.nan, f"{status}\n{int(done.sum())} of {len(cell)}"
+    if "speedup" not in cell:
+        return status, math.nan, "ok"
+    speedups = cell[cell["speedup"].notna()]
+    if speedups.empty:
+        return status, math.nan, "ok"
+    best = speedups.sort_values("speedup", ascending=False).iloc[0]
+    return status, float(best["speedup"]), f"{best['speedup']:.2f}x\n{int(best['workers'])} w"
+
+
 def sweep_figure(data: pd.DataFrame, title: str) -> Figure:
-    """Status of each sub-interpreter config (rows) per python and workload (columns)."""
+    """What differs between sub-interpreter configs (rows) per python and workload
+    (columns): a cell that did not finish ok shows its worst status in that status's
+    colour; one that did shows its best speedup, shaded by it. The startup workload, whose
+    speedup means nothing, gets a column only when something in it failed."""
     rows = data[data["model"] == "subinterpreters"]
     configs = sorted(rows["config_label"].astype(str).unique())
     if len(configs) < 2:
@@ -303,44 +376,52 @@ def sweep_figure(data: pd.DataFrame, title: str) -> Figure:
     rows = rows.assign(
         column=rows["python_label"].astype(str) + "\n" + rows["workload_label"].astype(str)
     )
-    columns = sorted(rows["column"].unique())
-    statuses = list(STATUS_COLOURS)
-    width = 2.0 + 0.075 * max(len(n) for n in names) + 1.6 * len(columns) + 2.2
-    figure = Figure(figsize=(width, 1.2 + 0.3 * len(configs)), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.subplots()
-    for y, config in enumerate(configs):
-        for x, column in enumerate(columns):
-            cell = rows[(rows["config_label"] == config) & (rows["column"] == column)]
-            # across worker counts, the worst status is the finding
-            status = max(cell["status"].astype(str), key=statuses.index) if len(cell) else None
-            colour = STATUS_COLOURS[status] if status else NOT_RUN
-            ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", linewidth=2))
-            ax.text(
-                x + 0.5,
-                y + 0.5,
-                status or "not run",
-                ha="center",
-                va="center",
-                fontsize="x-small",
-                color="white" if status in ("crashed", "timeout") else "black",
-            )
-    ax.set_xlim(0, len(columns))
-    ax.set_ylim(len(configs), 0)
-    ax.set_xticks(np.arange(len(columns)) + 0.5)
-    ax.set_xticklabels(columns, fontsize="small")
-    ax.set_yticks(np.arange(len(configs)) + 0.5)
-    ax.set_yticklabels(names, fontsize="small", family="monospace")
-    ax.set_ylabel("subinterpreters config")
-    ax.tick_params(length=0)
-    ax.set_title(title)
-    handles = [
-        Patch(facecolor=colour, edgecolor="black", label=s) for s, colour in STATUS_COLOURS.items()
-    ]
-    figure.legend(handles=handles, loc="outside right upper", fontsize="small", title="status")
-    if rules:
-        ax.set_xlabel("\u2021 documented invalid: " + "; ".join(sorted(set(rules.values()))),
-                      fontsize="small", wrap=True)
+    startup = _startup_rows(rows) & (rows["status"].astype(str) == "ok")
+    columns = sorted(set(rows.loc[~startup, "column"]))
+    cells = {(config, column): _sweep_cell(cell) for (config, column), cell
+             in rows.groupby(["config_label", "column"], observed=True)}
+    top = max([s for _, s, _ in cells.values() if not math.isnan(s)], default=1.0)
+    shade = colormaps["Blues"]
+    with rc_context(READABLE):
+        width = 2.5 + 0.085 * max(len(n) for n in names) + 1.5 * len(columns)
+        figure = Figure(figsize=(min(width, 16.0), 1.8 + 0.45 * len(configs)),
+                        layout="constrained")
+        FigureCanvasAgg(figure)
+        ax = figure.subplots()
+        shown: set[str] = set()
+        for y, config in enumerate(configs):
+            for x, column in enumerate(columns):
+                status, speedup, text = cells.get((config, column), ("", math.nan, "not run"))
+                if status and status != "ok":
+                    colour: Colour | str = STATUS_COLOURS[status]
+                    shown.add(status)
+                elif math.isnan(speedup):
+                    colour = NOT_RUN
+                else:
+                    colour = shade(0.15 + 0.7 * speedup / top)
+                ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white",
+                                       linewidth=2))
+                dark = (status in ("crashed", "timeout")
+                        or (status == "ok" and not math.isnan(speedup) and speedup / top > 0.6))
+                ax.text(x + 0.5, y + 0.5, text, ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")
+        ax.set_xlim(0, max(len(columns), 1))
+        ax.set_ylim(len(configs), 0)
+        ax.set_xticks(np.arange(len(columns)) + 0.5)
+        ax.set_xticklabels(columns)
+        ax.set_yticks(np.arange(len(configs)) + 0.5)
+        ax.set_yticklabels(names, family="monospace")
+        ax.tick_params(length=0, labelsize=READABLE["xtick.labelsize"])
+        ax.set_ylabel("subinterpreters config")
+        ax.set_title(title)
+        handles = [Patch(facecolor=shade(0.6), edgecolor="black",
+                         label=f"ok: best speedup, darker is faster (up to {top:.2f}x)")]
+        handles += [Patch(facecolor=STATUS_COLOURS[s], edgecolor="black", label=s)
+                    for s in STATUS_COLOURS if s in shown]
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        if rules:
+            ax.set_xlabel("\u2021 documented invalid: " + "; ".join(sorted(set(rules.values()))),
+                          fontsize="small", wrap=True)
     return figure
 
 
@@ -348,18 +429,21 @@ def sweep_figure(data: pd.DataFrame, title: str) -> Figure:
 FIGURES: dict[str, tuple[FigureFunction, str, str]] = {
     "speedup": (speedup_figure, "Speedup vs workers",
                 "Speedup over sequential on the same build, with 95% CI whiskers, per workload "
-                "and python; dotted line: ideal scaling, flat from the cores the cells could "
-                "use on CPU-bound workloads. At most six configs a panel (a flag sweep keeps "
-                "its best; the sweep plot shows every config)."),
+                "and python. Dotted black: ideal scaling, speedup = workers; dash-dot grey: "
+                "the ceiling the usable cores put on CPU-bound workloads. At most six configs "
+                "a panel (a flag sweep keeps its best; the sweep plot shows every config)."),
     "throughput": (throughput_figure, "Throughput across builds",
                    "Absolute tasks/s per model at its best worker count, one bar per python: "
                    "a build whose sequential runs slower shows here, not in speedups."),
     "startup": (startup_figure, "Worker start-up cost",
                 "Median time to create all workers until ready, across workloads."),
     "memory": (memory_figure, "Memory per worker",
-               "Peak RSS each worker adds over the same build's sequential cell."),
+               "MiB each added worker costs per model config (median across workloads), "
+               "one bar per python; how it is measured is under Baselines."),
     "sweep": (sweep_figure, "Sub-interpreter config sweep",
-              "Outcome of each sub-interpreter config; the worst status across worker counts."),
+              "Each sub-interpreter config per python and workload: its best speedup over "
+              "sequential (darker is faster) when every worker count finished ok, else its "
+              "worst status and how many worker counts did not finish ok."),
 }  # fmt: skip
 
 # name -> (plot function, title, caption): what report_run draws.

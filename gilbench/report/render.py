@@ -12,13 +12,14 @@ import pandas as pd
 
 from experiments.records import STATUSES
 from gilbench import selfcheck, signatures
-from gilbench.report import stats
+from gilbench.report import aggregate, stats
 from gilbench.report.aggregate import Summary
 from gilbench.report.decision import BREAK_EVEN_RULE, BreakEven, Decision, duration
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
-from gilbench.report.findings import warning_details
+from gilbench.report.findings import unsupported_lines, unsupported_mask, warning_details
 from gilbench.report.hosts import host_blocks
 from gilbench.report.load import RunData
+from gilbench.report.plots import MEMORY_LABEL, memory_per_worker
 from gilbench.report.sampling import sampling_blocks
 
 DASH = "-"
@@ -50,7 +51,7 @@ def _statuses(row: pd.Series) -> str:
 
 RESULT_HEADERS = [
     "model", "workers", "status", "wall median s", "IQR s", "95% CI s", "speedup (95% CI)",
-    "efficiency", "rel. throughput", "start-up ms (per worker)", "+MiB/worker", "cpu s", "note",
+    "efficiency", "rel. throughput", "start-up ms (per worker)", MEMORY_LABEL, "cpu s", "note",
 ]  # fmt: skip
 
 
@@ -62,7 +63,7 @@ def _with_interval(value: float, low: float, high: float) -> str:
     return f"{value:.2f}x ({low:.2f}-{high:.2f})"
 
 
-def _result_row(row: pd.Series) -> list[str]:
+def _result_row(row: pd.Series, mib: float) -> list[str]:
     ci = (
         f"{_num(row['wall_ci_low_s'])}-{_num(row['wall_ci_high_s'])}"
         if not math.isnan(row["wall_ci_low_s"])
@@ -76,15 +77,19 @@ def _result_row(row: pd.Series) -> list[str]:
         _num(row["wall_median_s"]), _num(row["wall_iqr_s"], 2), ci,
         _with_interval(row["speedup"], row["speedup_ci_low"], row["speedup_ci_high"]),
         _num(row["efficiency"], 2), _times(row["rel_throughput"]), startup,
-        _num(row["extra_rss_per_worker_kb"] / 1024, 3), _num(row["cpu_median_s"], 3),
+        _num(mib, 3), _num(row["cpu_median_s"], 3),
         f"unstable: {row['unstable_reason']}" if row["unstable"] else "",
     ]  # fmt: skip
 
 
 def _results(summary: Summary) -> list[Block]:
-    """One table per workload and python, so each table has a single throughput reference."""
+    """One table per workload and python, so each table has a single throughput reference.
+    Models the build does not have are no rows: Failures says so in one line each."""
     blocks: list[Block] = [Heading(2, "Results")]
     table = summary.frame
+    mib, label = memory_per_worker(table)
+    headers = [label if h == MEMORY_LABEL else h for h in RESULT_HEADERS]
+    table = table.assign(_mib=mib)[~unsupported_mask(table)]
     for (workload, python), group in table.groupby(
         ["workload_label", "python_label"], observed=True, sort=True
     ):
@@ -93,7 +98,32 @@ def _results(summary: Summary) -> list[Block]:
             "no throughput reference"
         )  # fmt: skip
         blocks.append(Heading(3, f"{workload} on {python} ({note})"))
-        blocks.append(Table(RESULT_HEADERS, [_result_row(r) for _, r in group.iterrows()]))
+        rows = [_result_row(r, r["_mib"]) for _, r in group.iterrows()]
+        blocks.append(Table(headers, rows, prose=(len(headers) - 1,)))  # the note wraps
+    return blocks
+
+
+def _memory_sentence(table: pd.DataFrame) -> str:
+    _, label = memory_per_worker(table)
+    if label == MEMORY_LABEL:
+        return f"{label}: what each added worker costs (see Memory below)."
+    return (f"{label} = (peak RSS - sequential's peak RSS) / workers, all this run recorded "
+            "(see Memory below).")
+
+
+def _memory_method(table: pd.DataFrame) -> list[Block]:
+    # MEMORY_METHOD lands in aggregate.py with the PSS totals; older code has none
+    method = getattr(aggregate, "MEMORY_METHOD", None)
+    if not method:
+        return []
+    _, label = memory_per_worker(table)
+    blocks: list[Block] = [Heading(3, "Memory"), Paragraph(str(method))]
+    if label != MEMORY_LABEL:
+        blocks.append(Paragraph(
+            f"This run's records have no such totals, so its tables and memory plot show "
+            f"the older figure instead, labelled \"{label}\": the extra peak RSS of the cell "
+            "process (or of its largest child) per worker, which does not add workers up."
+        ))
     return blocks
 
 
@@ -113,12 +143,13 @@ def _baselines(summary: Summary) -> list[Block]:
         Table(["python", "throughput reference (its sequential)"], rows),
         Paragraph(
             "Timings use ok records only; wall = the parallel section; start-up = creating the "
-            "workers until ready; +MiB/worker = (peak RSS - sequential's peak RSS) / workers. "
+            f"workers until ready; {_memory_sentence(summary.frame)} "
             "A row is unstable when the stdev or IQR exceeds 10% of the mean or median and, "
             f"for timings under a millisecond, also exceeds {stats.TIMER_FLOOR_S * 1e6:.0f} µs "
             "(what the timer and the scheduler's wake-ups can add on their own), or when it "
             "has fewer than 3 usable samples."
         ),
+        *_memory_method(summary.frame),
     ]
 
 
@@ -141,12 +172,23 @@ def _warning_details(table: pd.DataFrame) -> list[Block]:
 
 
 def _failures(table: pd.DataFrame) -> list[Block]:
-    failed = table[table["n_ok"] < table["n_records"]]
+    """Models a build does not have, one line per model and python; then every other
+    group that did not finish ok, with CPython's messages."""
+    unsupported = unsupported_mask(table)
+    failed = table[(table["n_ok"] < table["n_records"]) & ~unsupported]
     blocks: list[Block] = [Heading(2, "Failures")]
+    lines = unsupported_lines(table)
+    if lines:
+        blocks += [Paragraph("Not supported by the build, so not run (not counted as failures):"),
+                   Bullets(lines)]
     if failed.empty:
-        return [*blocks, Paragraph("Every record finished ok.")]
+        if not lines:
+            blocks.append(Paragraph("Every record finished ok."))
+        else:
+            blocks.append(Paragraph("Every other record finished ok."))
+        return blocks
     blocks.append(Paragraph(
-        "Configurations CPython refused, crashes, timeouts and models a version lacks are "
+        "Configurations CPython refused, crashes and timeouts are "
         "results too; the messages are CPython's (or the signal / timeout)."
     ))  # fmt: skip
     rows = [

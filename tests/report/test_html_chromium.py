@@ -6,6 +6,8 @@ CI installs the Debian package `chromium`; without it this test skips locally an
 from __future__ import annotations
 
 import base64
+import html as html_module
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -74,8 +76,8 @@ def test_screenshot_shows_the_report_and_its_plots(
     # the decision tables and findings lead: the upper part of the page must be busy
     ink = (pixels[:2000].mean(axis=2) < 0.9).mean()
     assert ink > 0.05
-    # the heat map's status colours made it to the screen (ok green, crashed red)
-    for colour in ((0x4C, 0xAF, 0x50), (0xD3, 0x2F, 0x2F)):
+    # the sweep's status colours made it to the screen (crashed red, timeout purple)
+    for colour in ((0xD3, 0x2F, 0x2F), (0x7B, 0x1F, 0xA2)):
         close = np.abs((pixels * 255).astype(int) - np.array(colour)).max(axis=2) <= 3
         assert close.sum() > 500, colour
 
@@ -119,3 +121,104 @@ def test_real_report_screenshot_is_not_blank_and_leads_with_the_decision(
     for colour in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):
         close = np.abs((pixels * 255).astype(int) - np.array(colour)).max(axis=2) <= 3
         assert close.sum() > 500, colour
+
+
+# Runs in the page once it is laid out and writes what it found into the DOM, which
+# --dump-dom prints: every cell clipped (content wider than its box), every word of a
+# model cell wider than the cell (so the browser broke it mid-letter), and how far the page
+# itself overflows sideways (a wide table must scroll in its own box instead).
+PROBE = r"""<script>
+(() => {
+  const found = {cells: 0, models: 0, clipped: [], broken: [], page_overflow: 0,
+                 scrolling_tables: 0};
+  const ruler = document.createElement("span");
+  ruler.style.cssText = "position:absolute;visibility:hidden;white-space:nowrap";
+  document.body.appendChild(ruler);
+  for (const cell of document.querySelectorAll("td, th")) {
+    found.cells += 1;
+    if (cell.scrollWidth > cell.clientWidth + 1) {
+      found.clipped.push(cell.textContent.slice(0, 80));
+    }
+  }
+  for (const table of document.querySelectorAll("table")) {
+    const headers = [...table.querySelectorAll("thead th")].map(th => th.textContent);
+    const column = headers.indexOf("model");
+    if (column < 0) continue;
+    for (const row of table.querySelectorAll("tbody tr")) {
+      const cell = row.children[column];
+      const style = getComputedStyle(cell);
+      ruler.style.font = style.font;
+      const room = cell.clientWidth - parseFloat(style.paddingLeft)
+                   - parseFloat(style.paddingRight);
+      found.models += 1;
+      for (const word of cell.textContent.split(/[\s\u200b]+/).filter(Boolean)) {
+        ruler.textContent = word;
+        if (ruler.getBoundingClientRect().width > room + 1) found.broken.push(word);
+      }
+    }
+  }
+  for (const box of document.querySelectorAll("div.table")) {
+    if (box.scrollWidth > box.clientWidth + 1) found.scrolling_tables += 1;
+  }
+  const root = document.documentElement;
+  found.page_overflow = root.scrollWidth - root.clientWidth;
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+})();
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def real_report_html(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed reference run reported afresh: long model labels (processes with a
+    start method), a wide results table, a model its builds lack."""
+    folder = tmp_path_factory.mktemp("real") / REAL_RUN.name
+    run = Path(shutil.copytree(REAL_RUN, folder,
+                               ignore=shutil.ignore_patterns("report.*", "summary.*", "plots")))
+    return report_run(run).report_html
+
+
+def _probe(binary: str, html: Path, tmp_path: Path, width: int) -> dict[str, object]:
+    probed = tmp_path / f"probed-{width}.html"
+    probed.write_text(html.read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium(binary, tmp_path, f"--window-size={width},900", "--dump-dom",
+                    probed.as_uri()).stdout
+    start = dom.index('<pre id="probe">') + len('<pre id="probe">')
+    return dict(json.loads(html_module.unescape(dom[start:dom.index("</pre>", start)])))
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_no_table_cell_is_clipped_and_no_model_name_broken(
+    chromium: str, real_report_html: Path, tmp_path: Path, width: int
+) -> None:
+    """Issue 18: model names squeezed to five letters a line, the note column cut off. In
+    a desktop and a narrow window alike: no cell clips its text, every word of a model
+    cell fits on one line, and the page never scrolls sideways (wide tables do, in their
+    own box)."""
+    found = _probe(chromium, real_report_html, tmp_path, width)
+    assert found["cells"] > 1000 and found["models"] > 100
+    assert found["clipped"] == []
+    assert found["broken"] == []
+    assert found["page_overflow"] == 0
+    if width == 800:
+        assert found["scrolling_tables"] > 0  # the results tables are wider than that
+
+
+def test_results_screenshot_for_a_person(
+    chromium: str, real_report_html: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Results section alone, shot for a person to look at (path printed); the test
+    checks only that the long model names and the note column are on screen."""
+    text = real_report_html.read_text()
+    head, body = text.split("<body>", 1)
+    section = tmp_path / "results.html"
+    section.write_text(head + "<body>" + body[body.index("<h2>Results</h2>"):])
+    shot = tmp_path / "results-screenshot.png"
+    _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,1400",
+              section.as_uri())
+    with capsys.disabled():
+        print(f"\nChromium screenshot of the reference run's Results: {shot}")
+    pixels = mpimg.imread(shot)[..., :3]
+    assert (pixels[:1400].mean(axis=2) < 0.9).mean() > 0.03

@@ -17,11 +17,14 @@ from gilbench.report.aggregate import summarize
 from gilbench.report.load import load_run
 from gilbench.report.plots import (
     FIGURES,
+    IDEAL_LABEL,
     MAX_SERIES,
+    ceiling_label,
     empty_panels,
-    ideal_speedup,
     legend_overlaps,
     speedup_figure,
+    sweep_figure,
+    throughput_figure,
 )  # fmt: skip
 
 from .helpers import RUN_A, manifest, record, write_run
@@ -85,11 +88,27 @@ def test_report_pngs_have_coloured_data(tmp_path: Path) -> None:
         assert (chroma > 60).mean() > 0.005, png.name
 
 
-def test_ideal_bends_at_the_usable_cores_on_cpu_work_only() -> None:
-    workers = np.array([1, 2, 4, 8])
-    assert ideal_speedup(workers, 2, core_bound=True).tolist() == [1, 2, 2, 2]
-    assert ideal_speedup(workers, 2, core_bound=False).tolist() == [1, 2, 4, 8]
-    assert ideal_speedup(workers, 0, core_bound=True).tolist() == [1, 2, 4, 8]  # unknown
+def _lines(figure: Figure, title: str) -> dict[str, tuple[str, str]]:
+    """label -> (linestyle, colour) of the lines of the panel called `title`."""
+    [ax] = [a for a in figure.axes if a.get_title() == title]
+    return {str(line.get_label()): (str(line.get_linestyle()), str(line.get_color()))
+            for line in ax.get_lines()}  # fmt: skip
+
+
+def test_ideal_and_core_ceiling_are_two_styles_with_a_legend_entry_each() -> None:
+    """The reference run went to 4 workers on 2 cores: CPU-bound panels show linear scaling
+    and the 2-core ceiling in two styles; I/O panels, where waiting workers outnumber the
+    cores, only the linear one."""
+    frame = summarize(load_run(REAL_RUN)).frame
+    figure = speedup_figure(frame, "t")
+    cpu = _lines(figure, "fib(n=27,tasks=8) on 3.13.5-pgo")
+    assert cpu[IDEAL_LABEL][0] == ":"
+    assert cpu[ceiling_label(2)][0] == "-."
+    assert cpu[IDEAL_LABEL] != cpu[ceiling_label(2)]
+    io = next(t for t in (a.get_title() for a in figure.axes) if t.startswith("io("))
+    assert ceiling_label(2) not in _lines(figure, io) and IDEAL_LABEL in _lines(figure, io)
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert IDEAL_LABEL in legend and ceiling_label(2) in legend
 
 
 def _speedup_lines(figure: Figure) -> dict[str, list[str]]:
@@ -119,7 +138,7 @@ def test_speedup_panels_per_python_without_startup_and_at_most_six_series(
     lines = _speedup_lines(speedup_figure(frame, "t"))
     assert list(lines) == ["fib(n=24,tasks=8) on 3.13.0"]  # no panel for startup
     [labels] = lines.values()
-    assert labels[0] == "ideal: min(workers, 2 cores)"
+    assert labels[0] == IDEAL_LABEL  # one worker count (2) on 2 cores: no ceiling to show
     models = labels[1:]
     assert len(models) == MAX_SERIES
     # the sweep lost its slowest configs; both start methods and threads stay
@@ -131,10 +150,52 @@ def test_speedup_panels_per_python_without_startup_and_at_most_six_series(
 def test_throughput_shows_each_build() -> None:
     """Fixture A's free-threaded sequential fib runs at 0.57x the GIL build's: visible here."""
     frame = summarize(load_run(RUN_A)).frame
-    figure = FIGURES["throughput"][0](frame, "t")
+    figure = throughput_figure(frame, "t")
     [ax] = [a for a in figure.axes if a.get_title().startswith("fib")]
-    labels = [t.get_text() for t in ax.get_xticklabels()]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[0] == "sequential"  # the baseline each build's parallel bars stand on
-    heights = [bar.get_height() for bar in ax.patches]  # all of 3.13.5-ft, then 3.13.5-pgo
-    ft_sequential, pgo_sequential = heights[0], heights[len(labels)]
+    widths = [bar.get_width() for bar in ax.patches]  # all of 3.13.5-ft, then 3.13.5-pgo
+    ft_sequential, pgo_sequential = widths[0], widths[len(labels)]
     assert 0.5 < ft_sequential / pgo_sequential < 0.65
+
+
+@pytest.mark.parametrize("run", [RUN_A, REAL_RUN], ids=["fixture", "real-2-core"])
+def test_bar_plots_are_legible_at_their_own_size(run: Path) -> None:
+    """Shown at most 1168 px wide in the HTML page (100 dpi), so not scaled down: model
+    names level, at 10 pt or more."""
+    frame = summarize(load_run(run)).frame
+    for build in (throughput_figure, FIGURES["memory"][0]):
+        figure = build(frame, "t")
+        assert figure.get_figwidth() * 100 <= 1168  # the page at a 1200 px window
+        for ax in figure.axes:
+            for label in ax.get_yticklabels():
+                assert label.get_fontsize() >= 10 and label.get_rotation() == 0
+
+
+def test_sweep_shows_what_differs_between_configs() -> None:
+    """Configs that finished ok show their best speedup (they differ: own GIL scales,
+    shared does not), failures their status; startup columns only where one failed."""
+    frame = summarize(load_run(REAL_RUN)).frame
+    figure = sweep_figure(frame, "t")
+    [ax] = figure.axes
+    texts = [t.get_text() for t in ax.texts]
+    assert all(t.endswith(" w") for t in texts)  # every cell ok here: speedups, no "ok"
+    speedups = {float(t.split("x")[0]) for t in texts}
+    assert min(speedups) < 1.1 and max(speedups) > 1.9  # gil=shared vs gil=own on the GIL build
+    columns = [t.get_text() for t in ax.get_xticklabels()]
+    assert columns and not any("startup" in c for c in columns)
+    fixture = sweep_figure(summarize(load_run(RUN_A)).frame, "t")
+    assert any(t.get_text().startswith("crashed") for t in fixture.axes[0].texts)
+
+
+def test_memory_uses_mib_per_worker_and_falls_back_for_old_runs() -> None:
+    frame = summarize(load_run(RUN_A)).frame
+    old = frame.drop(columns=["mib_per_worker"], errors="ignore")
+    figure = FIGURES["memory"][0](old, "t")
+    assert figure.axes[0].get_xlabel() == "+MiB per worker (peak RSS, old runs)"
+    new = frame.assign(mib_per_worker=[3.0 if m != "sequential" else float("nan")
+                                       for m in frame["model"]])
+    figure = FIGURES["memory"][0](new, "t")
+    assert figure.axes[0].get_xlabel() == "+MiB per worker"
+    assert {round(bar.get_width(), 6) for bar in figure.axes[0].patches
+            if bar.get_width() == bar.get_width()} == {3.0}

@@ -52,13 +52,20 @@ def test_report_md_puts_the_decision_first(reported: ReportResult) -> None:
         r"workers \(95% CI",
         findings,
     )
-    assert re.search(r"; threads (0\.9\d|1\.0\d)x( at 1 worker)?; it pays off for jobs longer "
-                     r"than", findings)
-    assert "threads pays off soonest, above" in findings  # io: a cheap start wins short jobs
+    assert re.search(r"it is the cheapest of them to start\); it pays off for jobs longer "
+                     r"than [\d.]+ ms of work; threads (0\.9\d|1\.0\d)x", findings)
+    # io: a tie, and threads start hundreds of times faster, so they are the advice
+    assert re.search(r"io\(ms=50,tasks=8\) on 3\.13\.5-pgo: threads 1\.9\dx at 2 workers .*"
+                     r"\(ties processes\(start_method=spawn\) 1\.9\dx within \d%; starts \d+x "
+                     r"faster\)", findings)
     assert "### fib(n=24,tasks=8) on 3.13.5-pgo" in text.split("## Key findings")[0]
-    assert "Best on fib(n=24,tasks=8): subinterpreters(gil=own) on 3.13.5-pgo" in findings
-    assert "Sequential fib(n=24,tasks=8) on 3.13.5-ft ran at 0.5" in findings
-    assert "50 of 210 records did not finish ok" in findings
+    assert ("fib(n=24,tasks=8) across builds: fastest is subinterpreters(gil=own) on "
+            "3.13.5-pgo at 2 workers" in findings)
+    assert "3.13.5-ft's single-thread cost is 75% (its sequential runs at 0.57x" in findings
+    # interpreter-pool's 20 unsupported records (3.14 only) are no failures: said apart
+    assert "30 of 190 records did not finish ok" in findings
+    assert ("4 cell groups not supported by this build (interpreter-pool on 3.13.5-ft, "
+            "interpreter-pool on 3.13.5-pgo) were not run") in findings
     for finding in result.findings:
         assert f"- {finding}" in text
 
@@ -115,6 +122,30 @@ def test_report_is_regenerated_identically(run_a: Path) -> None:
     assert (run_a / "summary.csv").read_text() == csv
     assert (run_a / "plots" / "speedup.svg").read_text() == svg
     assert not [p for p in run_a.iterdir() if p.name.startswith(".report-")]
+
+
+POOL = "concurrent.futures.InterpreterPoolExecutor needs Python 3.14; this is 3.13."
+
+
+def test_unsupported_models_are_one_line_each_and_no_failures(tmp_path: Path) -> None:
+    """A model the build lacks: one line per model and python under Failures (not a row per
+    cell), no rows in the Results tables, outside the "did not finish ok" count."""
+    records = [record("sequential", 1, i, 1.0 + i / 100) for i in range(3)]
+    records += [record("threads", 2, i, 0.55 + i / 100) for i in range(3)]
+    records += [record("interpreter-pool", w, i, None, status="unsupported", message=POOL,
+                       cell_id=f"c-pool-{w}-{n}", workload_params={"n": n, "tasks": 8})
+                for w in (1, 2, 4) for n in (24, 25) for i in range(3)]  # fmt: skip
+    result = report_run(write_run(tmp_path / "run", manifest(), records))
+    text = result.report_md.read_text()
+    failures = text.split("## Failures")[1].split("## Provenance")[0]
+    assert failures.count("interpreter-pool") == 1
+    assert ("- interpreter-pool: concurrent.futures.InterpreterPoolExecutor needs Python 3.14; "
+            "this is 3.13; not run on 3.13.0 (6 cell groups)") in failures
+    assert "| interpreter-pool |" not in text  # no dash rows anywhere
+    assert "Every other record finished ok." in failures
+    assert "did not finish ok" not in " ".join(result.findings)
+    assert ("All 6 records finished ok. 6 cell groups not supported by this build "
+            "(interpreter-pool on 3.13.0) were not run; Failures says why.") in result.findings
 
 
 def test_missing_plot_data_is_skipped_and_said(tmp_path: Path) -> None:
