@@ -85,6 +85,7 @@ COSTS: dict[str, Unit] = {
     "hash": Unit(0.02),
     "compress": Unit(0.03),
     "transfer": Unit(0.002),
+    "shared": Unit(0.045),  # 200000 updates: about 45 ms here
     "startup": Unit(0.0),
     "crash": Unit(0.0),
     "hang": Unit(math.inf),  # costs its timeout

@@ -314,7 +314,8 @@ def at_ceiling(row: pd.Series) -> bool:
 def cpu_bound(workload: object) -> bool:
     """Workloads that need a core per busy worker (waiting ones can outnumber the cores)."""
     # A user workload ("user") may wait as much as it computes, so it is not assumed to.
-    return catalog.workload_kind(str(workload)) in ("cpu", "cpu-nogil", "alloc", "transfer")
+    return catalog.workload_kind(str(workload)) in ("cpu", "cpu-nogil", "alloc", "transfer",
+                                                    "contended")
 
 
 def _is_io(workload: object) -> bool:

@@ -43,12 +43,12 @@ def _listed(names: list[str], limit: int = 3) -> str:
 
 
 def _best_sentences(summary: Summary) -> list[str]:
-    """Per workload run on several builds: a free-threaded build head to head with the GIL
-    build of its version (decision.across_builds), else the fastest cell across the builds,
-    by throughput against the reference (the decision lines answer within one build)."""
-    across = across_builds(summary)
-    sentences = [entry["text"] for entry in across]
-    compared = {entry["workload"] for entry in across}
+    """Per workload run on several builds without a free-threaded one beside its GIL build
+    (decision.across_builds answers those), the fastest cell across the builds, by
+    throughput against the reference (the decision lines answer within one build)."""
+    # A free-threaded build's workloads have their line in the Decision section.
+    compared = {entry["workload"] for entry in across_builds(summary)}
+    sentences: list[str] = []
     table = summary.frame
     for workload, group in table.groupby("workload_label", observed=True, sort=True):
         if (str(workload) in compared or is_startup(group["workload"].iloc[0])

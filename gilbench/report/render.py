@@ -14,7 +14,13 @@ from experiments.records import STATUSES
 from gilbench import selfcheck, signatures
 from gilbench.report import aggregate, stats
 from gilbench.report.aggregate import Summary
-from gilbench.report.decision import BREAK_EVEN_RULE, BreakEven, Decision, duration
+from gilbench.report.decision import (
+    BREAK_EVEN_RULE,
+    TIE_RULE,
+    BreakEven,
+    Decision,
+    duration,
+)
 from gilbench.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from gilbench.report.findings import unsupported_lines, unsupported_mask, warning_details
 from gilbench.report.hosts import host_blocks
@@ -304,20 +310,26 @@ def _decision_tables(decision: Decision) -> list[Block]:
     ]  # fmt: skip
 
 
-def decision_blocks(decisions: list[Decision]) -> list[Block]:
-    """The answer first: one sentence per workload and python, then its two tables."""
+def decision_blocks(decisions: list[Decision], preamble: list[str] | None = None,
+                    across: list[str] | None = None) -> list[Block]:
+    """The answer first: what bounds it (the cores), one sentence per workload and python,
+    one per workload across builds, then the rules and each decision's two tables."""
     if not decisions:
         return []
     blocks: list[Block] = [
         Heading(2, "Decision"),
-        Bullets([d.headline for d in decisions]),
+        *[Paragraph(line) for line in preamble or []],
+        Bullets([d.headline for d in decisions] + list(across or [])),
         Paragraph(
             "Speedup is over sequential on the same python (median wall time, 95% bootstrap "
-            "CI). The runner-up is the best group of another model at the same worker count; "
-            "the difference counts as significant when Mann-Whitney U on the two groups' "
-            "wall times gives p < 0.05. Groups the host could not have produced and configs "
-            "CPython's docs forbid are left out. " + BREAK_EVEN_RULE + " Job sizes are "
-            "seconds of sequential work; \"(2 w)\" is the worker count the break-even needs."
+            "CI). " + TIE_RULE + " In the tables, the runner-up is the best group of another "
+            "model at the same worker count; the difference counts as significant when "
+            "Mann-Whitney U on the two groups' wall times gives p < 0.05. Groups the host "
+            "could not have produced and configs CPython's docs forbid are left out. "
+            + BREAK_EVEN_RULE + " Job sizes are seconds of sequential work; \"(2 w)\" is the "
+            "worker count the break-even needs. Across builds, throughput is against the GIL "
+            "build's sequential, and a free-threaded build's single-thread cost is how much "
+            "longer its sequential takes."
         ),
     ]
     for decision in decisions:
@@ -333,6 +345,8 @@ def report_blocks(
     warnings: list[str],
     plots: list[PlotOutcome],
     decisions: list[Decision] | None = None,
+    preamble: list[str] | None = None,
+    across: list[str] | None = None,
 ) -> list[Block]:
     table = summary.frame
     matrix = run.manifest.matrix.get("name") or "?"
@@ -350,7 +364,7 @@ def report_blocks(
         Heading(1, title),
         *([Paragraph(f"Partial: {partial}")] if partial else []),
         Paragraph(intro),
-        *decision_blocks(decisions or []),
+        *decision_blocks(decisions or [], preamble, across),
         Heading(2, "Key findings"),
         Bullets(findings),
         *host_blocks(run),  # a merged run: which host measured what (gilbench/merge.py)

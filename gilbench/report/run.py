@@ -123,9 +123,11 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     run = load_run(run_dir)
     summary = summarize(run, baseline)
     decisions = decide(summary, remeasure_command(run.manifest.command))
+    across = [entry["text"] for entry in across_builds(summary)]
     findings = key_findings(summary)
     partial = run.completeness.sentence(run.run_id)
-    warnings = run.warnings + summary.notes + unstable_warnings(summary.frame)
+    command = run.manifest.command or ""
+    warnings = run.warnings + summary.notes + unstable_warnings(summary.frame, command)
     warnings += selfcheck.report_warnings(run.manifest.pythons)  # a build that failed it
     warnings += quota_warnings(run)  # a merged run's hosts under a CPU quota
     short = sampling_warning(run)
@@ -136,14 +138,15 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
         (staging / PLOTS_DIR).mkdir(exist_ok=True)  # even when every plot was skipped
         warnings += [f"Plot {o.name} skipped: {o.skipped_because}" for o in outcomes if not o.png]
         _write_tables(summary.frame, staging)
-        blocks = report_blocks(run, summary, findings, warnings, outcomes, decisions)
+        blocks = report_blocks(run, summary, findings, warnings, outcomes, decisions,
+                               preamble(summary), across)
         (staging / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
         title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
         (staging / REPORT_HTML).write_text(to_html(blocks, title), encoding="utf-8")
         paths = _move_into_place(staging, run.run_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    headlines = [d.headline for d in decisions]
+    headlines = [d.headline for d in decisions] + across
     return ReportResult(run.run_dir, paths, headlines + findings, warnings, summary.frame, partial)
 
 
@@ -199,7 +202,8 @@ def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
         raise ReportError(f"Run {run.run_id} has no workload with ok sequential and parallel "
                           "records to decide on; `invoke report` lists what failed.")
     return Advice(run.run_id, [d.headline for d in found],
-                  run.warnings + summary.notes + unstable_warnings(summary.frame),
+                  run.warnings + summary.notes
+                  + unstable_warnings(summary.frame, run.manifest.command or ""),
                   run.completeness.sentence(run.run_id), preamble(summary), found, across)
 
 

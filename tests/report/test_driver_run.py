@@ -86,7 +86,9 @@ def test_report_on_a_real_driver_run(target_python: Path, tmp_path: Path) -> Non
     assert "per-interpreter obmalloc does not support single-phase init" in failures
     assert "InterpreterPoolExecutor" in failures
     assert probe["config_args"].split()[0] in text.split("## Provenance")[1]
-    # 6 of 15 by design (invalid + unsupported); CPython 3.13 sub-interpreter creation can
-    # fail by chance under load ("Failed to import encodings module"), so allow more.
-    failed = next(f for f in result.findings if "of 15 records did not finish ok" in f)
-    assert int(failed.split()[0]) >= 6
+    # 3 of 12 by design (invalid; interpreter-pool's 3 unsupported ones are said apart);
+    # CPython 3.13 sub-interpreter creation can fail by chance under load ("Failed to
+    # import encodings module"), so allow more.
+    failed = next(f for f in result.findings if "of 12 records did not finish ok" in f)
+    assert int(failed.split()[0]) >= 3
+    assert "1 cell group not supported by this build (interpreter-pool on" in failed
