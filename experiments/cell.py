@@ -11,7 +11,7 @@ import resource
 import sys
 import time
 
-from experiments import catalog, contention, memory, workloads
+from experiments import canary, catalog, contention, memory, workloads
 from experiments.failures import WorkerCrashed, describe
 from experiments.models import load
 from experiments.records import emit, make_record
@@ -46,10 +46,14 @@ def _gil_enabled() -> bool:
 
 
 def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
-            params: dict[str, Any]) -> dict[str, Any]:
-    """Run the model once and return the record's measurements; raises on failure."""
+            params: dict[str, Any], canaries: bool = True) -> dict[str, Any]:
+    """Run the model once and return the record's measurements; raises on failure. The
+    host-speed canary (experiments/canary.py) runs right before and right after, outside
+    every timed span and outside the CPU and /proc/stat windows; warmups skip it."""
     workers = 1 if cell["model"] == "sequential" else cell["workers"]
     before = memory.total_kb()  # this process alone, before any worker exists
+    canary_before = canary.measure() if canaries else None
+    cpu_before = canary.cpu() if canaries else None
     own0, children0 = _cpu_seconds()
     host0 = contention.snapshot()
     start = time.perf_counter()
@@ -59,6 +63,8 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
         total -= phases.memory.seconds
     host1 = contention.snapshot()
     own1, children1 = _cpu_seconds()
+    canary_after = canary.measure() if canaries else None
+    cpu_after = canary.cpu() if canaries else None
     if phases.worker_cpu_s is None:
         cpu = (own1 - own0) + (children1 - children0)
     else:  # workers we cannot reap reported their own (forkserver)
@@ -78,7 +84,11 @@ def measure(model: Any, cell: dict[str, Any], config: dict[str, Any],
         **memory.fields(phases.memory, before),
         "tasks_done": len(phases.results),
         "gil_enabled": _gil_enabled(),
-        **contention.measure(host0, host1, cpu, total),
+        "canary_before_s": canary_before,
+        "canary_after_s": canary_after,
+        # Null when the process moved between the two canaries (or the OS cannot say).
+        "canary_cpu": cpu_before if cpu_before == cpu_after else None,
+        **contention.measure(host0, host1, cpu, total, canary_before, canary_after),
     }
 
 
@@ -157,9 +167,10 @@ def run_cell(cell: dict[str, Any]) -> None:
             for rep in reps:
                 emit(make_record(cell, rep, "invalid", problem, **tags), out)
             return
+    canary.calibrate()  # once per process, before anything is timed
     try:
         for _ in range(cell["warmups"]):
-            measure(model, cell, config, params)
+            measure(model, cell, config, params, canaries=False)
     except Exception as exc:  # a refused config fails the warmup the same way
         status = "crashed" if isinstance(exc, WorkerCrashed) else "invalid"
         for rep in reps:

@@ -8,7 +8,12 @@ is large enough to move its timing:
 
 - others: more than OTHERS_CORES of a core on average, and at least MIN_SECONDS;
 - steal: more than STEAL_SHARE of the window, and at least MIN_SECONDS;
-- throttling: at least THROTTLED_SECONDS.
+- throttling: at least THROTTLED_SECONDS;
+- host-speed: the host-speed canaries timed right before and after the repetition differ
+  by more than experiments/canary.py's MARGIN (3%): the physical host changed speed, which
+  none of the counters above sees. The target knows only this fixed margin; the report
+  widens it for an interpreter whose canary is noisy by nature (gilbench/report/hostspeed.py)
+  but keeps `contended` as recorded, so retries and statistics choose the same records.
 
 MIN_SECONDS is three clock ticks (10 ms each), so the tick granularity of /proc/stat
 cannot flag a short repetition by itself. Standard library only (runs in the target).
@@ -17,6 +22,8 @@ cannot flag a short repetition by itself. Standard library only (runs in the tar
 from __future__ import annotations
 
 import os
+
+from experiments import canary
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 OTHERS_CORES = 0.25
@@ -95,9 +102,31 @@ def snapshot() -> Snapshot:
     return Snapshot(busy, steal, _throttled())
 
 
-def measure(before: Snapshot, after: Snapshot, own_cpu_s: float, window_s: float) -> dict[
-        str, float | bool | None]:
-    """The record's contention fields for one repetition."""
+def causes(others_cpu_s: float | None, steal_s: float | None, throttled_s: float | None,
+           window_s: float, canary_before_s: float | None = None,
+           canary_after_s: float | None = None) -> list[str]:
+    """Why a repetition counts as contended: some of "others", "steal", "throttling" and
+    "host-speed", in that order; empty when quiet. The host calls it on a record's fields
+    to name the cause (the window is the record's total_s)."""
+    window = max(window_s, 1e-9)
+    found = []
+    if others_cpu_s is not None and others_cpu_s >= MIN_SECONDS and (
+            others_cpu_s / window > OTHERS_CORES):
+        found.append("others")
+    if steal_s is not None and steal_s >= MIN_SECONDS and steal_s / window > STEAL_SHARE:
+        found.append("steal")
+    if throttled_s is not None and throttled_s >= THROTTLED_SECONDS:
+        found.append("throttling")
+    if canary.swung(canary_before_s, canary_after_s):
+        found.append("host-speed")
+    return found
+
+
+def measure(before: Snapshot, after: Snapshot, own_cpu_s: float, window_s: float,
+            canary_before_s: float | None = None, canary_after_s: float | None = None,
+            ) -> dict[str, float | bool | None]:
+    """The record's contention fields for one repetition (the canaries' own fields are
+    the caller's: experiments/cell.py)."""
     others = steal = throttled = None
     if before.busy_s is not None and after.busy_s is not None:
         others = max(0.0, after.busy_s - before.busy_s - own_cpu_s)
@@ -105,11 +134,7 @@ def measure(before: Snapshot, after: Snapshot, own_cpu_s: float, window_s: float
         steal = max(0.0, after.steal_s - before.steal_s)
     if before.throttled_s is not None and after.throttled_s is not None:
         throttled = max(0.0, after.throttled_s - before.throttled_s)
-    window = max(window_s, 1e-9)
-    contended = (
-        (others is not None and others >= MIN_SECONDS and others / window > OTHERS_CORES)
-        or (steal is not None and steal >= MIN_SECONDS and steal / window > STEAL_SHARE)
-        or (throttled is not None and throttled >= THROTTLED_SECONDS)
-    )
+    contended = bool(causes(others, steal, throttled, window_s, canary_before_s,
+                            canary_after_s))
     return {"others_cpu_s": others, "steal_s": steal, "throttled_s": throttled,
             "contended": contended}

@@ -29,23 +29,29 @@ STATUSES = ("ok", "invalid", "crashed", "timeout", "unsupported")
 # spec; "measured": set when ok, else null; "contention": null unless ok, and null where
 # the host does not expose it (experiments/contention.py); "memory": null unless ok, and
 # null where sampling /proc failed, which mem_error then says (experiments/memory.py);
-# "record": the rest.
+# "canary": the host-speed canary (experiments/canary.py), null unless ok; "record": the
+# rest. `late`: added to this schema version after records of it were written (canary
+# fields, 2026-12-08): such a record lacks the field, and readers take it as null
+# (filled()). Not a version bump: the fields are nullable and extra keys are ignored, so
+# readers of either age read records of either age; a bump would make every reader of
+# yesterday's v3 refuse today's records for two nullable numbers.
 # A plain class, neither a dataclass nor a namedtuple: every cell process imports this,
 # and dataclasses pulls in inspect (about 20 ms of start-up per measurement process),
 # namedtuple collections (about 2 ms).
 class Field:
-    __slots__ = ("kind", "name", "nullable", "source")
+    __slots__ = ("kind", "late", "name", "nullable", "source")
 
     def __init__(self, name: str, kind: str, nullable: bool = False,
-                 source: str = "record") -> None:
+                 source: str = "record", late: bool = False) -> None:
         self.name = name
         self.kind = kind
         self.nullable = nullable
         self.source = source
+        self.late = late
 
     def __repr__(self) -> str:
         return (f"Field(name={self.name!r}, kind={self.kind!r}, nullable={self.nullable!r}, "
-                f"source={self.source!r})")
+                f"source={self.source!r}, late={self.late!r})")
 
 
 FIELDS: tuple[Field, ...] = (
@@ -78,6 +84,11 @@ FIELDS: tuple[Field, ...] = (
     Field("steal_s", "float", nullable=True, source="contention"),  # since v2
     Field("throttled_s", "float", nullable=True, source="contention"),  # since v2
     Field("contended", "bool", nullable=True, source="contention"),  # since v2
+    # since v3 (late): the host-speed canary before and after the value, seconds per
+    # canary unit; the CPU both ran on, null when the process moved between them
+    Field("canary_before_s", "float", nullable=True, source="canary", late=True),
+    Field("canary_after_s", "float", nullable=True, source="canary", late=True),
+    Field("canary_cpu", "int", nullable=True, source="canary", late=True),
     Field("api", "str"),
     Field("transport", "str", nullable=True),
     Field("python_version", "str"),
@@ -89,6 +100,8 @@ FROM_CELL = tuple(f.name for f in FIELDS if f.source == "cell")
 MEASUREMENTS = tuple(f.name for f in FIELDS if f.source == "measured")
 CONTENTION = tuple(f.name for f in FIELDS if f.source == "contention")
 MEMORY = tuple(f.name for f in FIELDS if f.source == "memory")
+CANARY = tuple(f.name for f in FIELDS if f.source == "canary")
+LATE = tuple(f.name for f in FIELDS if f.late)
 
 
 def _fits(value: Any, kind: str) -> bool:
@@ -112,6 +125,8 @@ def problems(record: Any) -> list[str]:
         return ["it is not a JSON object"]
     found = []
     for field in FIELDS:
+        if field.name not in record and field.late:
+            continue  # written before the field was added: null (filled())
         if field.name not in record:
             found.append(f"it lacks {field.name}")
             continue
@@ -126,6 +141,14 @@ def problems(record: Any) -> list[str]:
     if isinstance(record.get("status"), str) and record["status"] not in STATUSES:
         found.append(f"status {record['status']!r} is not one of {', '.join(STATUSES)}")
     return found
+
+
+def filled(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every late field it lacks set to null (unknown); itself if none."""
+    missing = [name for name in LATE if name not in record]
+    if not missing:
+        return record
+    return {**record, **dict.fromkeys(missing)}
 
 
 def _python_version() -> str:
@@ -157,7 +180,7 @@ def make_record(
         "repetition": repetition,
         "status": status,
         "message": message,
-        **{key: measured.get(key) for key in MEASUREMENTS + CONTENTION + MEMORY},
+        **{key: measured.get(key) for key in MEASUREMENTS + CONTENTION + MEMORY + CANARY},
         "api": api,
         "transport": transport,
         "python_version": (_python_version() if python_version is None

@@ -499,6 +499,7 @@ def _upgraded(record: Any) -> tuple[Record | None, str]:
         return None, f"its schema_version {version} is older than any this gilbench upgrades"
     while record["schema_version"] < RECORD_SCHEMA_VERSION:
         record = UPGRADES[record["schema_version"]](record)
+    record = schema.filled(record)  # late fields of this version (canary): null when absent
     problems = schema.problems(record)
     return (None, "; ".join(problems)) if problems else (record, "")
 

@@ -18,6 +18,7 @@ from experiments.records import FIELDS, NAMES, STATUSES
 from gilbench import runfolder
 from gilbench.errors import GilbenchError
 from gilbench.report.errors import ReportError
+from gilbench.report.hostspeed import add_host_speed
 from gilbench.report.labels import format_mapping, model_label, short_configs, workload_label
 
 Record = runfolder.Record
@@ -129,7 +130,8 @@ def load_run(run_dir: Path) -> RunData:
             f"{foreign} record(s) carry a run_id other than the manifest's {manifest.run_id}; "
             "they are reported with this run."
         )
-    frame = _typed_frame(records, pythons)
+    # host_speed from every attempt's canaries, before one attempt per repetition is chosen
+    frame = add_host_speed(_typed_frame(records, pythons))
     frame, notes = _one_record_per_repetition(frame)
     return RunData(run_dir, manifest, frame, completeness, warnings + notes)
 
