@@ -44,6 +44,7 @@ cell_budget_s above 0 and at most 86400.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -382,10 +383,32 @@ def with_baseline(matrix: Matrix, no_baseline: bool = False) -> tuple[Matrix, st
     if "sequential" in matrix.models or not matrix.models:
         return matrix, ""
     models = {"sequential": {}, **matrix.models}
-    return replace(matrix, models=models), (
+    return replace(matrix, models=models, text=_text_with_sequential(matrix.text)), (
         "Added the sequential baseline for the same workloads and pythons, so every model "
         "gets a speedup (--no-baseline leaves it out)."
     )
+
+
+_SEQUENTIAL_TOML = ("\n# Added by gilbench: every model is measured against sequential "
+                    "(--no-baseline leaves it out).\n[models.sequential]\n")
+
+
+def _text_with_sequential(text: str) -> str:
+    """The matrix text with the sequential model in it, so that whatever plans the run's
+    cells again from its manifest (`invoke reproduce`) plans the baseline too: a TOML table
+    appended, or the command line's JSON with the model added. Text that takes neither
+    (inline TOML model tables) is kept as given."""
+    with contextlib.suppress(tomllib.TOMLDecodeError):
+        tomllib.loads(text + _SEQUENTIAL_TOML)
+        return text + _SEQUENTIAL_TOML
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        return text
+    data["models"] = {"sequential": {}, **data["models"]}
+    return json.dumps(data, sort_keys=True)
 
 
 def with_retries(matrix: Matrix, retries: int) -> Matrix:

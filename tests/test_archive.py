@@ -153,12 +153,12 @@ def test_a_partial_run_exports_and_says_so(run_copy: Path, tmp_path: Path) -> No
     runfolder.write_manifest(run_copy, manifest)
     result = invoke("export", str(run_copy), "-o", str(tmp_path / "partial.tar.gz"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 of 6 planned repetitions have no record" in result.stdout
+    assert "2 of 9 planned repetitions have no record" in result.stdout  # sequential too
     unpacked = archive.unpack(tmp_path / "partial.tar.gz", tmp_path / "dest")
     assert unpacked.export["complete"] is False
     assert "--resume" in unpacked.export["completeness"]
     assert (unpacked.run_dir / "records.jsonl").read_bytes() == b"".join(lines[:-2])
-    assert len(runfolder.read_records(unpacked.run_dir).records) == 4
+    assert len(runfolder.read_records(unpacked.run_dir).records) == 7  # 9 planned, 2 missing
 
 
 def test_output_places(exported: Path, run_copy: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ refused beside a sequential model."""
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,18 @@ def test_a_one_model_experiment_gets_a_speedup(python313: Path, tmp_path: Path) 
     assert models == {"sequential", "threads"}
     [decision] = advise_run(run).decisions
     assert decision.advice["choice"] == "threads" and decision.advice["speedup"] is not None
+
+
+def test_the_added_baseline_is_in_the_matrix_text_that_reproduce_plans_from() -> None:
+    """`invoke reproduce` plans the cells again from the manifest's matrix text, so the
+    sequential cells added here must be in it: as JSON for a single-cell run, as a TOML
+    table for a matrix file."""
+    single, _ = matrices.with_baseline(_single(["threads"]))
+    assert list(json.loads(single.text)["models"]) == ["sequential", "threads"]
+    quick = matrices.load("quick")
+    parallel = matrices.parse({**tomllib.loads(quick.text),
+                               "models": {"threads": {}, "processes": {}}},
+                              "quick", text="workers = [1, 2]\n[models.threads]\n"
+                              "[models.processes]\n[workloads.fib]\n")
+    added, _ = matrices.with_baseline(parallel)
+    assert "sequential" in tomllib.loads(added.text)["models"]

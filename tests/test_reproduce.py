@@ -53,7 +53,8 @@ def _verdict_lines(stdout: str) -> list[str]:
 def test_a_run_reproduces_here_with_a_verdict_per_group(original: Path, tmp_path: Path) -> None:
     done = invoke("reproduce", str(original), env=_env(tmp_path))
     lines = _verdict_lines(done.stdout)
-    assert len(lines) == 4, done.stdout + done.stderr  # 2 pythons x 2 worker counts
+    # 2 pythons x (2 worker counts + the sequential baseline every run gets)
+    assert len(lines) == 6, done.stdout + done.stderr
     everything = all(line.strip().startswith("reproduced") for line in lines)
     assert done.returncode == (0 if everything else 1), done.stdout + done.stderr
     (here,) = [p for p in tmp_path.iterdir() if (p / "reproduce.md").exists()]
@@ -86,9 +87,9 @@ def test_a_python_missing_here_is_not_comparable(original: Path, tmp_path: Path)
     elsewhere = _copy(original, tmp_path / "theirs" / first.run_id, pythons=pythons)
     done = invoke("reproduce", str(elsewhere), env=_env(tmp_path / "mine"))
     assert done.returncode == 1
-    assert "not comparable  all 2 cell groups of 3.12.1 native: a native python " \
+    assert "not comparable  all 3 cell groups of 3.12.1 native: a native python " \
            "(/nonexistent/python3.12) that is not on this host" in done.stdout, done.stdout
-    assert len(_verdict_lines(done.stdout)) == 3  # 3.13's two groups and the missing one
+    assert len(_verdict_lines(done.stdout)) == 4  # 3.13's three groups and the missing one
     assert "Not reproduced" in done.stdout
 
 
@@ -118,7 +119,7 @@ def test_a_killed_reproduction_resumes(original: Path, tmp_path: Path) -> None:
     assert runfolder.read_manifest(killed).finished_at is None
     again = invoke("reproduce", str(original), env=_env(results))
     assert f"resuming the unfinished reproduction {killed.name}" in again.stdout, again.stdout
-    assert len(_verdict_lines(again.stdout)) == 4
+    assert len(_verdict_lines(again.stdout)) == 6
     assert [p for p in results.glob("2*")] == [killed]  # finished, not started over
     assert runfolder.read_manifest(killed).finished_at is not None
 
@@ -130,7 +131,7 @@ def test_an_exported_run_reproduces_from_its_archive_alone(original: Path,
     exported = archive.export(original, tmp_path / "theirs.gilbench.tar.gz")
     results = tmp_path / "empty"
     done = invoke("reproduce", str(exported), env=_env(results))
-    assert len(_verdict_lines(done.stdout)) == 4, done.stdout + done.stderr
+    assert len(_verdict_lines(done.stdout)) == 6, done.stdout + done.stderr
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr
     (unpacked,) = (results / "archives").iterdir()
     (here,) = [p for p in results.iterdir() if (p / "reproduce.md").exists()]
