@@ -97,10 +97,14 @@ def _flagged_by_others(frame: pd.DataFrame) -> pd.Series:
 
 def swing_threshold(frame: pd.DataFrame) -> dict[str, float]:
     """Per python id: max(MARGIN, MAD_FACTOR x MAD of the relative canary differences of
-    its ok values that no other cause flagged). Pythons without canaries are left out."""
+    its ok values that no other cause flagged); MARGIN alone where every value was flagged
+    otherwise (a busy host leaves nothing to learn the canary's own noise from). Pythons
+    without canaries are left out."""
     difference = canary_difference(frame)
-    quiet = (frame["status"] == "ok") & difference.notna() & ~_flagged_by_others(frame)
-    found = {}
+    measured = (frame["status"] == "ok") & difference.notna()
+    quiet = measured & ~_flagged_by_others(frame)
+    found = dict.fromkeys(frame.loc[measured, "python"].astype("string").astype(str).unique(),
+                          MARGIN)
     for python, values in difference[quiet].groupby(
             frame.loc[quiet, "python"].astype("string"), observed=True):
         d = values.to_numpy(dtype="float64")

@@ -124,6 +124,10 @@ def test_the_swing_threshold_widens_for_a_python_whose_canary_is_noisy(tmp_path:
     assert threshold[PYTHON] == pytest.approx(0.03)
     assert threshold[FT] == pytest.approx(0.075)
     flagged = frame.loc[swung(frame), ["python", "repetition"]]
+    # On a busy host every value is flagged by others: the margin alone is left.
+    busy = frame.assign(others_cpu_s=0.5, total_s=0.1)
+    assert swing_threshold(busy) == {PYTHON: 0.03, FT: 0.03}
+    assert int(swung(busy).sum()) == 3  # the two 5% swings and the 200% one
     assert sorted(zip(flagged["python"].astype(str), flagged["repetition"].astype(int),
                       strict=True)) == [(PYTHON, 9), (FT, 10)]
 
