@@ -14,6 +14,7 @@ is large enough to move its timing:
   none of the counters above sees. The target knows only this fixed margin; the report
   widens it for an interpreter whose canary is noisy by nature (gilbench/report/hostspeed.py)
   but keeps `contended` as recorded, so retries and statistics choose the same records.
+  Named by causes(), but not yet part of `contended`: see HOST_SPEED_CONTENDS.
 
 MIN_SECONDS is three clock ticks (10 ms each), so the tick granularity of /proc/stat
 cannot flag a short repetition by itself. Standard library only (runs in the target).
@@ -25,6 +26,12 @@ import os
 
 from experiments import canary
 
+# Whether a swung canary alone makes a repetition contended (left out and retried). Not
+# yet: on the shared 2-vCPU development hosts the 3% margin flagged 25 of 30 values under
+# load, which would mark every run busy. Until the margin is calibrated on a quiet host
+# and values are paired with their baseline (issue 19, parts 1 and 2), the canaries are
+# recorded and the report gives their spread as the run's noise floor.
+HOST_SPEED_CONTENDS = False
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 OTHERS_CORES = 0.25
 STEAL_SHARE = 0.10
@@ -134,7 +141,7 @@ def measure(before: Snapshot, after: Snapshot, own_cpu_s: float, window_s: float
         steal = max(0.0, after.steal_s - before.steal_s)
     if before.throttled_s is not None and after.throttled_s is not None:
         throttled = max(0.0, after.throttled_s - before.throttled_s)
-    contended = bool(causes(others, steal, throttled, window_s, canary_before_s,
-                            canary_after_s))
+    found = causes(others, steal, throttled, window_s, canary_before_s, canary_after_s)
+    contended = bool(found) and (HOST_SPEED_CONTENDS or found != ["host-speed"])
     return {"others_cpu_s": others, "steal_s": steal, "throttled_s": throttled,
             "contended": contended}

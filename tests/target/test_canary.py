@@ -50,8 +50,16 @@ def test_a_swung_canary_is_a_contention_cause_beside_the_others() -> None:
     assert contention.causes(0.0, 0.0, None, 1.0) == []  # no canaries: as before
     quiet = contention.measure(QUIET, QUIET, 0.0, 1.0, 1.0, 1.01)
     swung = contention.measure(QUIET, QUIET, 0.0, 1.0, 1.0, 1.04)
-    assert quiet["contended"] is False and swung["contended"] is True
+    # recorded and reported, but not (yet) a reason to leave a value out: see
+    # contention.HOST_SPEED_CONTENDS
+    assert quiet["contended"] is False and swung["contended"] is False
     assert contention.measure(QUIET, QUIET, 0.0, 1.0)["contended"] is False
+
+
+def test_a_swung_canary_contends_once_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(contention, "HOST_SPEED_CONTENDS", True)
+    assert contention.measure(QUIET, QUIET, 0.0, 1.0, 1.0, 1.04)["contended"] is True
+    assert contention.measure(QUIET, QUIET, 0.0, 1.0, 1.0, 1.01)["contended"] is False
 
 
 # Runs a cell as `-m experiments.cell` would, with the canary replaced by fixed timings:
@@ -86,7 +94,6 @@ def test_a_real_cell_flags_a_value_whose_injected_canaries_swung(target_python: 
     swung = [contention.causes(None, None, None, 1.0, r["canary_before_s"],
                                r["canary_after_s"]) for r in records]
     assert swung == [[], ["host-speed"], ["host-speed"]]
-    assert [r["contended"] for r in records[1:]] == [True, True]
 
 
 def test_a_real_cell_records_both_canaries_on_every_ok_record(target_python: Path,
@@ -108,9 +115,10 @@ def test_a_real_cell_records_both_canaries_on_every_ok_record(target_python: Pat
         for name in ("canary_before_s", "canary_after_s"):
             assert isinstance(record[name], float) and record[name] > 0, record
         assert record["canary_cpu"] is None or isinstance(record["canary_cpu"], int)
-        assert record["contended"] is (bool(contention.causes(
+        causes = contention.causes(
             record["others_cpu_s"], record["steal_s"], record["throttled_s"],
-            record["total_s"], record["canary_before_s"], record["canary_after_s"])))
+            record["total_s"], record["canary_before_s"], record["canary_after_s"])
+        assert record["contended"] is bool(set(causes) - {"host-speed"})
     for record in grouped["bad"]:
         assert_well_formed(record)
         assert record["status"] == "invalid"
