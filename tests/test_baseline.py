@@ -51,10 +51,10 @@ def test_no_baseline_with_a_sequential_model_is_one_sentence(tmp_path: Path) -> 
 
 
 def test_a_one_model_experiment_gets_a_speedup(python313: Path, tmp_path: Path) -> None:
-    """`invoke experiment --workload fib --model threads --workers 1,2`, for real: the
+    """`invoke experiment --workload io --model threads --workers 1,2`, for real: the
     sequential cells are added, so the run has a decision with a speedup."""
     results = tmp_path / "results"
-    out = invoke("experiment", "--workload", "fib", "--param", "n=18", "--model", "threads",
+    out = invoke("experiment", "--workload", "io", "--param", "ms=10", "--model", "threads",
                  "--workers", "1,2", "--repetitions", "3", "--warmups", "0",
                  "--python", str(python313),
                  env={"INVOKE_GILBENCH_RESULTS_DIR": str(results)})
@@ -65,7 +65,8 @@ def test_a_one_model_experiment_gets_a_speedup(python313: Path, tmp_path: Path) 
               for line in (run / "records.jsonl").read_text().splitlines()}
     assert models == {"sequential", "threads"}
     [decision] = advise_run(run).decisions
-    assert decision.advice["choice"] == "threads" and decision.advice["speedup"] is not None
+    # sleeping threads overlap: about 2x at 2 workers
+    assert decision.advice["choice"] == "threads" and decision.advice["speedup"] > 1.5
 
 
 def test_the_added_baseline_is_in_the_matrix_text_that_reproduce_plans_from() -> None:

@@ -404,6 +404,8 @@ def _advise(workload: str, python: str, models: pd.DataFrame, standings: list[St
     choice = _cheapest(models[models["model_label"].isin(tied_labels | {top["model_label"]})])
     verdict = ("unresolved" if unresolved else "tie" if tied else
                "clear" if standings else "only model")
+    if not float(top["ci_low"]) > 1:  # NaN too: nothing is known to beat sequential
+        return _no_gain(workload, python, top, above)
     flags = [name for name, on in (
         ("unresolved", bool(unresolved)), ("tie", bool(tied)),
         ("at-core-ceiling", bool(choice["at_ceiling"])), ("above-cores", len(above) > 0),
@@ -473,6 +475,29 @@ def _advise(workload: str, python: str, models: pd.DataFrame, standings: list[St
     return data, data["headline"]
 
 
+def _no_gain(workload: str, python: str, top: pd.Series, above: pd.DataFrame
+             ) -> tuple[dict[str, Any], str]:
+    """No model is known to beat sequential (the fastest's CI reaches 1 or below): the
+    advice is to stay sequential, which costs nothing to start."""
+    sentence = (f"{workload} on {python}: stay sequential; no model is clearly faster (the "
+                f"fastest, {top['model_label']}, {_x(top['speedup'])} at "
+                f"{_workers(top['workers'])}{_ci(top['ci_low'], top['ci_high'])})")
+    if len(above):
+        sentence += "; a speedup above the usable cores was left out"
+    flags = ["no-gain", *(["above-cores"] if len(above) else []),
+             *(["unstable"] if top["unstable"] else []),
+             *(["contended"] if top["busy_host"] else [])]
+    data: dict[str, Any] = {
+        "workload": workload, "python": python, "verdict": "no gain", "choice": "sequential",
+        "model": "sequential", "workers": 1, "speedup": 1.0, "ci_low": 1.0, "ci_high": 1.0,
+        "fastest": str(top["model_label"]), "tied": [], "unresolved_with": [],
+        "break_even": "never", "break_even_s": None, "startup_s": 0.0,
+        "mib_per_worker": 0.0, "cores": int(top["cores"]) or None, "flags": flags,
+        "headline": sentence + ".",
+    }  # fmt: skip
+    return data, data["headline"]
+
+
 def _json(value: Any) -> float | None:
     number = _number(value)
     return None if math.isnan(number) or math.isinf(number) else number
@@ -512,10 +537,10 @@ def remeasure_command(command: str) -> str:
         if skip:
             skip = False
             continue
-        if word in ("--target-ci", "--max-repetitions"):
+        if word in ("--target-ci", "--max-repetitions", "--search-root", "-r"):
             skip = True
             continue
-        if word.startswith(("--target-ci=", "--max-repetitions=")):
+        if word.startswith(("--target-ci=", "--max-repetitions=", "--search-root=")):
             continue
         kept.append(word)
     base = " ".join(kept) if kept and kept[0] == "invoke" else "invoke experiment --matrix ..."

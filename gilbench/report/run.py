@@ -26,6 +26,7 @@ from gilbench.report.document import to_html, to_markdown
 from gilbench.report.errors import NothingToPlot, ReportError
 from gilbench.report.findings import key_findings, unstable_warnings
 from gilbench.report.hosts import quota_warnings
+from gilbench.report.hostspeed import noise_floor, noise_sentence
 from gilbench.report.load import load_run
 from gilbench.report.plots import PLOTS
 from gilbench.report.render import PlotOutcome, report_blocks
@@ -138,8 +139,9 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
         (staging / PLOTS_DIR).mkdir(exist_ok=True)  # even when every plot was skipped
         warnings += [f"Plot {o.name} skipped: {o.skipped_because}" for o in outcomes if not o.png]
         _write_tables(summary.frame, staging)
+        swing = noise_sentence(run, remeasure_command(command))
         blocks = report_blocks(run, summary, findings, warnings, outcomes, decisions,
-                               preamble(summary), across)
+                               ([swing] if swing else []) + preamble(summary), across)
         (staging / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
         title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
         (staging / REPORT_HTML).write_text(to_html(blocks, title), encoding="utf-8")
@@ -162,7 +164,9 @@ class Advice:
     headlines: list[str]  # one per workload and python, as the report's Decision section
     warnings: list[str]  # one line per concern, as the report's Warnings
     partial: str = ""
-    preamble: list[str] = field(default_factory=list)  # the cores that bound every speedup
+    # the host's swing when it moved (noise floor), then the cores that bound every speedup
+    preamble: list[str] = field(default_factory=list)
+    noise_floor: dict[str, float] = field(default_factory=dict)  # python label -> percent
     decisions: list[Decision] = field(default_factory=list)
     across_builds: list[dict[str, Any]] = field(default_factory=list)
 
@@ -170,7 +174,7 @@ class Advice:
         """The document `invoke advise --json` prints (docs/advise.md)."""
         return {
             "format": ADVICE_FORMAT, "run": self.run_id, "partial": self.partial or None,
-            "preamble": self.preamble,
+            "preamble": self.preamble, "noise_floor": self.noise_floor,
             "decisions": [d.advice for d in self.decisions if d.kind == "speedup"],
             "startup": [{"workload": d.workload, "python": d.python, "headline": d.headline}
                         for d in self.decisions if d.kind == "startup"],
@@ -188,6 +192,7 @@ def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
     run = load_run(Path(run_dir))
     summary = summarize(run)
     found = decide(summary, remeasure_command(run.manifest.command))
+    swing = noise_sentence(run, remeasure_command(run.manifest.command))
     across = across_builds(summary)
     if workload:
         known = sorted({str(w) for w in summary.frame["workload_label"].unique()})
@@ -204,7 +209,8 @@ def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
     return Advice(run.run_id, [d.headline for d in found],
                   run.warnings + summary.notes
                   + unstable_warnings(summary.frame, run.manifest.command or ""),
-                  run.completeness.sentence(run.run_id), preamble(summary), found, across)
+                  run.completeness.sentence(run.run_id),
+                  ([swing] if swing else []) + preamble(summary), noise_floor(run), found, across)
 
 
 def newest_run(results_dir: Path) -> Path:

@@ -109,6 +109,17 @@ def test_a_cpu_bound_speedup_above_the_cores_is_flagged_never_headlined(tmp_path
         "means the sequential baseline ran slow and is flagged, never counted."]
 
 
+def test_no_model_known_to_beat_sequential_means_stay_sequential(tmp_path: Path) -> None:
+    records = [record("sequential", 1, i, 1.0 + i * 1e-2) for i in range(5)]
+    records += [record("threads", 2, i, 1.01 + i * 1e-2, cell_id="t") for i in range(5)]
+    [fib] = _decide(tmp_path / "r", records)
+    assert fib.advice["verdict"] == "no gain" and fib.advice["choice"] == "sequential"
+    assert fib.advice["fastest"] == "threads" and "no-gain" in fib.advice["flags"]
+    assert fib.headline.startswith("fib(n=24,tasks=8) on 3.13.0: stay sequential; no model is "
+                                   "clearly faster (the fastest, threads, 0.99x at 2 workers")
+    jsonschema.validate(fib.advice, {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/decision"})
+
+
 def test_a_speedup_within_five_percent_of_the_cores_is_at_the_ceiling(tmp_path: Path) -> None:
     records = [record("sequential", 1, i, 1.0) for i in range(5)]
     records += [record("processes", 2, i, 0.488 + i * 1e-3, cell_id="p") for i in range(5)]
