@@ -153,6 +153,9 @@ def _ideal_lines(ax: Axes, steps: np.ndarray, cores: int, core_bound: bool) -> N
                    label=ceiling_label(cores))
 
 
+IMPLAUSIBLE = "implausible, left out (its row's note says why)"
+
+
 def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
     """Speedup over the same build's sequential vs workers with CI whiskers: one panel per
     workload (rows) and python (columns), the startup workload left out."""
@@ -184,6 +187,10 @@ def speedup_figure(data: pd.DataFrame, title: str) -> Figure:
             ])  # fmt: skip
             ax.errorbar(line["workers"].astype(float), line["speedup"], yerr=errors,
                         marker="o", capsize=3, color=colours[str(model)], label=str(model))
+            flagged = line[line["artefact"].fillna("").astype(str) != ""]
+            if len(flagged):  # physics first: never a point that reads as a finding
+                ax.scatter(flagged["workers"].astype(float), flagged["speedup"], marker="X",
+                           s=120, color="red", zorder=5, label=IMPLAUSIBLE)
         ax.set_title(f"{workload} on {python}", fontsize="medium")
         ax.set_xlabel("workers")
         ax.set_ylabel("speedup over sequential (same build)")

@@ -84,8 +84,19 @@ def _result_row(row: pd.Series, mib: float) -> list[str]:
         _with_interval(row["speedup"], row["speedup_ci_low"], row["speedup_ci_high"]),
         _num(row["efficiency"], 2), _times(row["rel_throughput"]), startup,
         _num(mib, 3), _num(row["cpu_median_s"], 3),
-        f"unstable: {row['unstable_reason']}" if row["unstable"] else "",
+        _note(row),
     ]  # fmt: skip
+
+
+def _note(row: pd.Series) -> str:
+    """What to distrust in a row: a speedup the host cannot produce first (physics), then
+    the ceiling it reached, then noise."""
+    notes = [str(row.get("artefact") or "")]
+    if bool(row.get("at_ceiling", False)):
+        notes.append(f"at the {int(row['cores'])}-core ceiling")
+    if row["unstable"]:
+        notes.append(f"unstable: {row['unstable_reason']}")
+    return "; ".join(note for note in notes if note)
 
 
 def _results(summary: Summary) -> list[Block]:

@@ -14,7 +14,8 @@ import pytest
 from gilbench.report.aggregate import summarize
 from gilbench.report.decision import decisions, standing
 from gilbench.report.load import load_run
-from gilbench.report.run import advise_run
+from gilbench.report import plots
+from gilbench.report.run import advise_run, report_run
 from tests.conftest import REPO, invoke
 
 from .helpers import RUN_B, manifest, record, write_run
@@ -103,6 +104,16 @@ def test_a_cpu_bound_speedup_above_the_cores_is_flagged_never_headlined(tmp_path
     assert fib.headline.startswith("fib(n=24,tasks=8) on 3.13.0: processes 1.92x at 2 workers")
     assert ("processes 2.30x at 4 workers is above the 2 usable cores: the baseline probably "
             "ran slow, so it is not counted") in fib.headline
+    # flagged where it is shown: the plot marks the point, the results table's note says why
+    figure = plots.speedup_figure(summary.frame, "t")
+    marked = [c for ax in figure.axes for c in ax.collections
+              if c.get_label() == plots.IMPLAUSIBLE]
+    assert len(marked) == 1 and marked[0].get_offsets().tolist() == [[4.0, pytest.approx(2.3,
+                                                                                        abs=0.01)]]
+    report = report_run(run).report_md.read_text()
+    assert "| speedup 2.30x is above the 2 usable cores: the baseline probably ran slow |" \
+        in report
+    assert "| 0.522 | at the 2-core ceiling |" in report  # 1.92x: within 5% of 2
     advice = advise_run(run)
     assert advice.preamble == [
         "This host has 2 usable cores, so CPU-bound speedups cannot exceed 2; a higher one "
