@@ -10,6 +10,7 @@ import glob
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +127,61 @@ def wait_for_records(results: Path, count: int, timeout: float = 120) -> Path:
                 return path.parent
         time.sleep(0.02)
     raise AssertionError(f"no run under {results} reached {count} records")
+
+
+# The Docker builds that tests share. The GIL build's owner is tests/test_build_docker.py
+# (`pgo_build`: its options() and test-only flag, so a test never reuses or deletes a
+# user's image); the fixtures below reuse those helpers, so one place says how a test
+# build is made. They build once per session, like `pgo_build`.
+
+@pytest.fixture(scope="session")
+def build_cache(tmp_path_factory: pytest.TempPathFactory, cpython_3135_tarball: Path) -> Path:
+    """A cache folder for test builds: the real 3.13.5 tarball and python.org's signature
+    beside it, as .ci/run fetches them (the build verifies both)."""
+    import shutil
+
+    cache = tmp_path_factory.mktemp("gilbench-build-cache")
+    (cache / "sources").mkdir()
+    signature = cpython_3135_tarball.with_name(cpython_3135_tarball.name + ".asc")
+    require(signature.is_file(), f"no signature at {signature} (.ci/run fetches it)")
+    shutil.copyfile(cpython_3135_tarball, cache / "sources" / "Python-3.13.5.tar.xz")
+    shutil.copyfile(signature, cache / "sources" / "Python-3.13.5.tar.xz.asc")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def gil_pgo_build(docker_engine: None, build_cache: Path) -> dict[str, Any]:
+    """The build record of the GIL 3.13.5 PGO image that test_build_docker.py's `pgo_build`
+    made earlier in the session: the same options, so the same tag, and this is a no-op
+    that returns in seconds. Run without that file, it builds the image (minutes)."""
+    from gilbench.build import run_build
+    from tests.test_build_docker import options
+
+    return run_build(options(build_cache), lambda kind, text: None).record
+
+
+@pytest.fixture(scope="session")
+def freethreaded_build(docker_engine: None, build_cache: Path) -> dict[str, Any]:
+    """CPython 3.13.5 `--variant freethreaded` (PGO and --disable-gil), built from source
+    once per session in the real Docker engine (about 5 minutes on 2 cores) as `pgo_build`
+    builds the GIL one: its options() with the test-only flag, the previous test image of
+    this variant removed first, and no layer cache. Its build record."""
+    import json
+    from dataclasses import replace
+
+    import docker
+
+    from gilbench.build import run_build
+    from gilbench.buildspec import IMAGE_REPO
+    from tests.test_build_docker import TEST_FLAG, options
+
+    client = docker.from_env()
+    for image in client.images.list(name=IMAGE_REPO):
+        record = json.loads(image.labels.get("org.gilbench.build", "{}"))
+        if record.get("variant") == "freethreaded" and \
+                TEST_FLAG in record.get("configure_args_requested", []):
+            client.images.remove(str(image.id), force=True)
+    result = run_build(replace(options(build_cache), variant="freethreaded", rebuild=True),
+                       lambda kind, text: None)
+    assert not result.reused
+    return result.record
