@@ -118,13 +118,33 @@ def fetch(release: Release, cache_dir: Path, timeout: float = 30.0) -> Source:
     return Source(cached, release.version, release.sha256, "url", True, signature)
 
 
+# The compressions tarfile reads, by their first bytes (python.org ships .tar.xz and .tgz).
+_COMPRESSIONS = (b"\xfd7zXZ\x00", b"\x1f\x8b", b"BZh")
+
+
+def _compressed(path: Path) -> bool:
+    """Whether `path` starts like an xz, gzip or bzip2 file (damaged or not)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(6)
+    except OSError as exc:
+        raise GilbenchError(f"--source {path} cannot be read ({exc.strerror or exc}).") from None
+    return head.startswith(_COMPRESSIONS)
+
+
 def _top_directory_version(path: Path) -> str | None:
-    """The X.Y.Z of the tarball's top folder (Python-X.Y.Z/), or None."""
+    """The X.Y.Z of the tarball's top folder (Python-X.Y.Z/), or None. A file that is no
+    tar archive at all is refused here, before it is hashed, cached or built."""
     try:
         with tarfile.open(path) as tar:
             first = tar.next()
     except (tarfile.TarError, OSError, EOFError, ValueError):
-        return None
+        if not _compressed(path):
+            raise GilbenchError(
+                f"--source {path} is not a CPython source tarball (not an xz, gzip or bzip2 "
+                "tar archive); give a Python-X.Y.Z.tar.xz from python.org."
+            ) from None
+        return None  # damaged inside: the lock's SHA-256 (or the build) says so
     if first is None:
         return None
     return version_from_tarball_name(Path(first.name.split("/")[0] + ".tar.xz"))

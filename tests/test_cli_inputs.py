@@ -107,6 +107,23 @@ def test_source_matching_python_goes_on(tmp_path: Path) -> None:
     assert_refused(result, "does not match the lock for CPython 3.13.5")
 
 
+@pytest.mark.parametrize("content", [b"hello", b""])
+def test_source_that_is_no_tarball_at_all(tmp_path: Path, content: bytes) -> None:
+    # A text file under a tarball's name: one sentence naming it, not every decompressor
+    # tarfile tried; refused before the engine (which does not answer) or the cache.
+    text = tmp_path / "Python-3.13.99.tar.xz"
+    text.write_bytes(content)
+    cache = tmp_path / "cache"
+    result = invoke("build", "--source", str(text),
+                    env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock",
+                         "GILBENCH_CACHE_DIR": str(cache)})
+    assert_refused(result, f"--source {text} is not a CPython source tarball (not an xz, "
+                           "gzip or bzip2 tar archive)")
+    out = result.stdout + result.stderr
+    assert "method" not in out and "ReadError" not in out and out.count("\n") == 1, out
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
 def test_matrix_not_utf8_or_a_folder(tmp_path: Path) -> None:
     latin1 = tmp_path / "latin1.toml"
     latin1.write_bytes('description = "caf\u00e9"\n'.encode("latin-1"))
