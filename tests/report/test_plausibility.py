@@ -83,7 +83,8 @@ def test_unstable_groups_are_one_line_per_workload(tmp_path: Path) -> None:
     records += [record("threads", w, i, 1.0 + 0.5 * (i % 2)) for w in (2, 4) for i in range(4)]
     result = report_run(write_run(tmp_path / "run", manifest(), records))
     unstable = [w for w in result.warnings if w.startswith("Unstable:")]
-    assert [w.split(" Fix: ")[0] for w in unstable] == ["Unstable: fib(n=24,tasks=8): 3 of 3 groups (spread above 10% and above "
+    assert [w.split(" Fix: ")[0] for w in unstable] == [
+        "Unstable: fib(n=24,tasks=8): 3 of 3 groups (spread above 10% and above "
                         "50 µs, or fewer than 3 usable samples): sequential at 1 worker on "
                         "3.13.0, threads at 2 workers on 3.13.0, threads at 4 workers on 3.13.0."]
     assert any(f.startswith("3 group(s) are unstable") for f in result.findings)

@@ -70,7 +70,8 @@ def test_startup_report_is_not_drowned_in_jitter(tmp_path: Path) -> None:
     records += [record("threads", 2, i, 0.6, contended=i < 2) for i in range(3)]
     result = report_run(write_run(tmp_path / "run", manifest(), records))
     unstable = [w for w in result.warnings if w.startswith("Unstable:")]
-    assert [w.split(" Fix: ")[0] for w in unstable] == ["Unstable: startup(tasks=8): 1 of 4 groups (spread above 10% and above "
+    assert [w.split(" Fix: ")[0] for w in unstable] == [
+        "Unstable: startup(tasks=8): 1 of 4 groups (spread above 10% and above "
                         "50 µs, or fewer than 3 usable samples): threads at 4 workers on 3.13.0."]
     text = result.report_md.read_text()
     details = text.split("## Warnings in detail")[1].split("## Failures")[0]

@@ -11,10 +11,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from gilbench.report import plots
 from gilbench.report.aggregate import summarize
 from gilbench.report.decision import decisions, standing
 from gilbench.report.load import load_run
-from gilbench.report import plots
 from gilbench.report.run import advise_run, report_run
 from tests.conftest import REPO, invoke
 

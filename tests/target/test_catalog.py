@@ -34,7 +34,8 @@ def test_every_model_and_workload_has_defaults() -> None:
             assert axis["default"] in axis["values"]
     for workload in catalog.WORKLOADS.values():
         assert workload["kind"] in (
-            "cpu", "cpu-nogil", "io", "mixed", "alloc", "transfer", "contended", "startup", "diagnostic")
+            "cpu", "cpu-nogil", "io", "mixed", "alloc", "transfer", "contended", "startup",
+            "diagnostic")
         assert workload["params"]["tasks"] >= 1
         assert workload["size"] is None or workload["size"] in workload["params"]
 
