@@ -129,10 +129,46 @@ def wait_for_records(results: Path, count: int, timeout: float = 120) -> Path:
     raise AssertionError(f"no run under {results} reached {count} records")
 
 
-# The Docker builds that tests share. The GIL build's owner is tests/test_build_docker.py
-# (`pgo_build`: its options() and test-only flag, so a test never reuses or deletes a
-# user's image); the fixtures below reuse those helpers, so one place says how a test
-# build is made. They build once per session, like `pgo_build`.
+# The Docker builds that tests share, each made once per session: the GIL 3.13.5 PGO image
+# (`pgo_build`, whose checks are tests/test_build_docker.py's) and the free-threaded one
+# (`freethreaded_build`). Both carry a test-only extra flag (--with-computed-gotos, gcc's
+# default anyway), so they have their own tags: a test never reuses or deletes a user's
+# image, and each removes only its own variant's earlier test image, so the order in which
+# test files run cannot make either build twice.
+TEST_FLAG = "--with-computed-gotos"
+
+
+def build_options(cache: Path, *extra: str) -> Any:
+    """The BuildOptions of a test build of 3.13.5 (PGO) from `cache`."""
+    from invoke.config import Config  # the base image the project configures
+
+    from gilbench.build import BuildOptions
+
+    config = Config(project_location=str(REPO))
+    config.load_project()
+    return BuildOptions(
+        python="3.13.5", variant="pgo", backend="docker", cache_dir=cache,
+        source_cache=cache / "sources", base_image=config.gilbench.base_image,
+        extra_args=(TEST_FLAG, *extra), jobs=None,
+    )
+
+
+def _remove_test_images(freethreaded: bool) -> None:
+    """Remove earlier test images: the free-threaded one, or every other variant (pgo and
+    what is layered on it, such as pgo-pep734, which must then build again too)."""
+    import json
+
+    import docker
+
+    from gilbench.buildspec import IMAGE_REPO
+
+    client = docker.from_env()
+    for image in client.images.list(name=IMAGE_REPO):
+        record = json.loads(image.labels.get("org.gilbench.build", "{}"))
+        if (record.get("variant") == "freethreaded") == freethreaded and \
+                TEST_FLAG in record.get("configure_args_requested", []):
+            client.images.remove(str(image.id), force=True)
+
 
 @pytest.fixture(scope="session")
 def build_cache(tmp_path_factory: pytest.TempPathFactory, cpython_3135_tarball: Path) -> Path:
@@ -150,38 +186,38 @@ def build_cache(tmp_path_factory: pytest.TempPathFactory, cpython_3135_tarball: 
 
 
 @pytest.fixture(scope="session")
-def gil_pgo_build(docker_engine: None, build_cache: Path) -> dict[str, Any]:
-    """The build record of the GIL 3.13.5 PGO image that test_build_docker.py's `pgo_build`
-    made earlier in the session: the same options, so the same tag, and this is a no-op
-    that returns in seconds. Run without that file, it builds the image (minutes)."""
-    from gilbench.build import run_build
-    from tests.test_build_docker import options
+def pgo_build(docker_engine: None, build_cache: Path) -> tuple[Any, list[tuple[str, str]]]:
+    """The GIL 3.13.5 PGO image, built from source (its earlier test image removed, and
+    without Docker's layer cache: on a machine that built this recipe before, the cache
+    would hand back the old CPython layers). (BuildResult, the build's events)."""
+    from dataclasses import replace
 
-    return run_build(options(build_cache), lambda kind, text: None).record
+    from gilbench.build import run_build
+
+    _remove_test_images(freethreaded=False)
+    events: list[tuple[str, str]] = []
+    result = run_build(replace(build_options(build_cache), rebuild=True),
+                       lambda kind, text: events.append((kind, text)))
+    return result, events
+
+
+@pytest.fixture(scope="session")
+def gil_pgo_build(pgo_build: tuple[Any, list[tuple[str, str]]]) -> dict[str, Any]:
+    """The build record of the shared GIL 3.13.5 PGO test image."""
+    return dict(pgo_build[0].record)
 
 
 @pytest.fixture(scope="session")
 def freethreaded_build(docker_engine: None, build_cache: Path) -> dict[str, Any]:
     """CPython 3.13.5 `--variant freethreaded` (PGO and --disable-gil), built from source
     once per session in the real Docker engine (about 5 minutes on 2 cores) as `pgo_build`
-    builds the GIL one: its options() with the test-only flag, the previous test image of
-    this variant removed first, and no layer cache. Its build record."""
-    import json
+    builds the GIL one. Its build record."""
     from dataclasses import replace
 
-    import docker
-
     from gilbench.build import run_build
-    from gilbench.buildspec import IMAGE_REPO
-    from tests.test_build_docker import TEST_FLAG, options
 
-    client = docker.from_env()
-    for image in client.images.list(name=IMAGE_REPO):
-        record = json.loads(image.labels.get("org.gilbench.build", "{}"))
-        if record.get("variant") == "freethreaded" and \
-                TEST_FLAG in record.get("configure_args_requested", []):
-            client.images.remove(str(image.id), force=True)
-    result = run_build(replace(options(build_cache), variant="freethreaded", rebuild=True),
-                       lambda kind, text: None)
+    _remove_test_images(freethreaded=True)
+    result = run_build(replace(build_options(build_cache), variant="freethreaded",
+                               rebuild=True), lambda kind, text: None)
     assert not result.reused
-    return result.record
+    return dict(result.record)

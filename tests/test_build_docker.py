@@ -8,60 +8,26 @@ own image first, so every run of this test is a real build from source.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 
-from gilbench.build import BuildOptions, run_build
+from gilbench.build import run_build
 from gilbench.buildspec import IMAGE_REPO, STAGING_REPO, BuildResult
 from gilbench.errors import GilbenchError
-from tests.conftest import REPO, invoke, require
+from tests.conftest import TEST_FLAG, build_options, invoke
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-TEST_FLAG = "--with-computed-gotos"
-
-
-def options(cache: Path, *extra: str) -> BuildOptions:
-    from invoke.config import Config  # the base image the project configures
-
-    config = Config(project_location=str(REPO))
-    config.load_project()
-    return BuildOptions(
-        python="3.13.5", variant="pgo", backend="docker", cache_dir=cache,
-        source_cache=cache / "sources", base_image=config.gilbench.base_image,
-        extra_args=(TEST_FLAG, *extra), jobs=None,
-    )
+# The shared test build (tests/conftest.py: its options and its test-only flag).
+options = build_options
 
 
 @pytest.fixture(scope="session")
-def cache(tmp_path_factory: pytest.TempPathFactory, cpython_3135_tarball: Path) -> Path:
-    cache = tmp_path_factory.mktemp("gilbench-cache")
-    (cache / "sources").mkdir()
-    shutil.copyfile(cpython_3135_tarball, cache / "sources" / "Python-3.13.5.tar.xz")
-    # python.org's signature beside it, as .ci/run fetches it: the build checks it.
-    signature = cpython_3135_tarball.with_name(cpython_3135_tarball.name + ".asc")
-    require(signature.is_file(), f"no signature at {signature} (.ci/run fetches it)")
-    shutil.copyfile(signature, cache / "sources" / "Python-3.13.5.tar.xz.asc")
-    return cache
-
-
-@pytest.fixture(scope="session")
-def pgo_build(docker_engine: None, cache: Path) -> tuple[BuildResult, list[tuple[str, str]]]:
-    client = docker.from_env()
-    for image in client.images.list(name=IMAGE_REPO):
-        record = json.loads(image.labels.get("org.gilbench.build", "{}"))
-        if TEST_FLAG in record.get("configure_args_requested", []):
-            client.images.remove(image.id, force=True)
-    events: list[tuple[str, str]] = []
-    # Without Docker's layer cache too: on a machine that built this recipe before, the
-    # cache would hand back the old CPython layers instead of a build from source.
-    result = run_build(replace(options(cache), rebuild=True),
-                       lambda kind, text: events.append((kind, text)))
-    return result, events
+def cache(build_cache: Path) -> Path:
+    return build_cache
 
 
 def test_pgo_build_really_applied_the_flags(

@@ -1,8 +1,8 @@
 """The free-threaded build in CI, head to head with the GIL build (issue 18, part 4).
 
-One run of the quick matrix against both 3.13.5 builds: the GIL PGO image this session
-already has (tests/test_build_docker.py builds it; conftest's `gil_pgo_build` finds it
-again) and the free-threaded PGO image built once per session (`freethreaded_build`).
+One run of the quick matrix against both 3.13.5 builds: the GIL PGO image and the
+free-threaded PGO image, each built once per session (tests/conftest.py: `pgo_build`,
+`freethreaded_build`).
 Then `invoke report` and `invoke advise` on that run, as a user would type them.
 """
 
