@@ -14,6 +14,7 @@ divides evenly, nothing else changes with W) and start-up does not depend on the
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -466,13 +467,18 @@ def _advise(workload: str, python: str, models: pd.DataFrame, standings: list[St
     threads = models[(models["model"] == THREADS) & ~models["model_label"].isin(named)]
     if len(threads):
         sentence += f"; threads {_x(threads.iloc[0]['speedup'])}"
-    if len(above):
-        worst = above.sort_values("speedup", ascending=False).iloc[0]
-        sentence += (f"; {worst['model_label']} {_x(worst['speedup'])} at "
-                     f"{_workers(worst['workers'])} is above the {worst['cores']} usable "
-                     "cores: the baseline probably ran slow, so it is not counted")
-    data["headline"] = sentence + "."
+    data["headline"] = sentence + _above_clause(above) + "."
     return data, data["headline"]
+
+
+def _above_clause(above: pd.DataFrame) -> str:
+    """The largest speedup left out for passing the cores, named where the decision is."""
+    if not len(above):
+        return ""
+    worst = above.sort_values("speedup", ascending=False).iloc[0]
+    return (f"; {worst['model_label']} {_x(worst['speedup'])} at "
+            f"{_workers(worst['workers'])} is above the {worst['cores']} usable cores: the "
+            "baseline probably ran slow, so it is not counted")
 
 
 def _no_gain(workload: str, python: str, top: pd.Series, above: pd.DataFrame
@@ -482,8 +488,7 @@ def _no_gain(workload: str, python: str, top: pd.Series, above: pd.DataFrame
     sentence = (f"{workload} on {python}: stay sequential; no model is clearly faster (the "
                 f"fastest, {top['model_label']}, {_x(top['speedup'])} at "
                 f"{_workers(top['workers'])}{_ci(top['ci_low'], top['ci_high'])})")
-    if len(above):
-        sentence += "; a speedup above the usable cores was left out"
+    sentence += _above_clause(above)
     flags = ["no-gain", *(["above-cores"] if len(above) else []),
              *(["unstable"] if top["unstable"] else []),
              *(["contended"] if top["busy_host"] else [])]
@@ -527,24 +532,48 @@ def _startup_headline(workload: str, python: str, wide: pd.DataFrame) -> str:
             f"{'s' if workers != 1 else ''} costs {'; '.join(costs)}.")
 
 
-def remeasure_command(command: str) -> str:
-    """The run's own command with adaptive sampling asked for tighter CIs: what adds
-    repetitions where a comparison is unresolved."""
-    words = command.split()
-    kept: list[str] = []
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-            continue
-        if word in ("--target-ci", "--max-repetitions", "--search-root", "-r"):
-            skip = True
-            continue
-        if word.startswith(("--target-ci=", "--max-repetitions=", "--search-root=")):
+# Flags a remedy sets itself, dropped from the run's own command before they are added.
+_SAMPLING_FLAGS = {"--target-ci", "--max-repetitions", "--cell-budget", "--retry-contended",
+                   "--resume", "-g", "-x", "-l", "-s"}
+# invoke's own options before the task name (./lab passes --search-root).
+_INVOKE_OPTIONS = {"--search-root", "-r"}
+
+
+def rerun_command(command: str) -> str:
+    """The run's own command (`invoke experiment ...` or `invoke all ...`, as the manifest
+    recorded it) as a new experiment without its sampling flags, or a placeholder when the
+    run recorded none. The one place a remedy's command is built."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    if words[:1] == ["invoke"]:
+        options = iter(words[1:])
+        words = ["invoke"]
+        for word in options:
+            if word.partition("=")[0] in _INVOKE_OPTIONS:
+                if "=" not in word:
+                    next(options, None)
+                continue
+            words.append(word)
+    if words[:2] not in (["invoke", "experiment"], ["invoke", "all"]):
+        return "invoke experiment --matrix MATRIX (this run's matrix, see Provenance)"
+    kept = ["invoke", "experiment"]
+    rest = iter(words[2:])
+    for word in rest:
+        flag, eq, _ = word.partition("=")
+        if flag in _SAMPLING_FLAGS:
+            if not eq:
+                next(rest, None)  # its value
             continue
         kept.append(word)
-    base = " ".join(kept) if kept and kept[0] == "invoke" else "invoke experiment --matrix ..."
-    return f"`{base} --target-ci 1% --max-repetitions 200`"
+    return shlex.join(kept)
+
+
+def remeasure_command(command: str) -> str:
+    """The run's own command asking adaptive sampling for tight CIs: what adds repetitions
+    where a comparison is unresolved."""
+    return f"`{rerun_command(command)} --target-ci 1% --max-repetitions 200`"
 
 
 def preamble(summary: Summary) -> list[str]:

@@ -4,14 +4,13 @@ distrust; and the warnings, one line per concern."""
 from __future__ import annotations
 
 import math
-import shlex
 
 import pandas as pd
 
 from experiments.records import STATUSES
 from gilbench.report import stats
 from gilbench.report.aggregate import Summary
-from gilbench.report.decision import across_builds, is_startup
+from gilbench.report.decision import across_builds, is_startup, rerun_command
 
 
 def plural(count: int, noun: str) -> str:
@@ -259,35 +258,9 @@ def _summary_line(concern: str, hits: list[tuple[str, int, int]], total: int) ->
     return f"Unstable: {groups} of {total} groups ({UNSTABLE_RULE}): {per}; {see}."
 
 
-# Flags a remedy sets itself, dropped from the run's own command before they are added.
-_SAMPLING_FLAGS = {"--target-ci", "--max-repetitions", "--cell-budget", "--retry-contended",
-                   "--resume", "-g", "-x", "-l", "-s"}
-
-
-def _rerun(command: str) -> str:
-    """The run's own command (`invoke experiment ...` or `invoke all ...`) as a new
-    experiment without its sampling flags; a placeholder when the run did not record one."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = []
-    if words[:2] not in (["invoke", "experiment"], ["invoke", "all"]):
-        return "invoke experiment --matrix MATRIX (this run's matrix, see Provenance)"
-    kept = ["invoke", "experiment"]
-    rest = iter(words[2:])
-    for word in rest:
-        flag, eq, _ = word.partition("=")
-        if flag in _SAMPLING_FLAGS:
-            if not eq:
-                next(rest, None)  # its value
-            continue
-        kept.append(word)
-    return shlex.join(kept)
-
-
 def remedy(concern: str, command: str = "") -> str:
     """The command that addresses a warning's concern, built on the run's command."""
-    again = _rerun(command)
+    again = rerun_command(command)
     if concern == "Unstable":
         return f"rerun with more repetitions: {again} --target-ci 2%"
     if concern == "Contended":

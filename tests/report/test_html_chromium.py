@@ -96,7 +96,7 @@ def test_dom_holds_the_plots_as_embedded_pngs(
     assert "Key findings" in dom and "Provenance" in dom
 
 
-REAL_RUN = Path(__file__).resolve().parents[2] / "results" / "20261125T145112Z-707d"
+REAL_RUN = Path(__file__).resolve().parents[2] / "results" / "20261207T211359Z-5014"
 
 
 def test_real_report_screenshot_is_not_blank_and_leads_with_the_decision(

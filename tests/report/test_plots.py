@@ -29,7 +29,7 @@ from gilbench.report.plots import (
 
 from .helpers import RUN_A, manifest, record, write_run
 
-REAL_RUN = Path(__file__).resolve().parents[2] / "results" / "20261125T145112Z-707d"
+REAL_RUN = Path(__file__).resolve().parents[2] / "results" / "20261207T211359Z-5014"
 
 
 def _crafted(legend_loc: str) -> Figure:
