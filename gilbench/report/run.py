@@ -14,7 +14,7 @@ import pandas as pd
 
 from gilbench import runfolder, selfcheck
 from gilbench.errors import GilbenchError
-from gilbench.report.aggregate import summarize
+from gilbench.report.aggregate import Summary, summarize
 from gilbench.report.decision import (
     Decision,
     across_builds,
@@ -27,7 +27,7 @@ from gilbench.report.errors import NothingToPlot, ReportError
 from gilbench.report.findings import key_findings, unstable_warnings
 from gilbench.report.hosts import quota_warnings
 from gilbench.report.hostspeed import noise_floor, noise_sentence
-from gilbench.report.load import load_run
+from gilbench.report.load import RunData, load_run
 from gilbench.report.plots import PLOTS
 from gilbench.report.render import PlotOutcome, report_blocks
 from gilbench.report.sampling import sampling_warning
@@ -123,11 +123,11 @@ def report_run(run_dir: Path, baseline: str | None = None) -> ReportResult:
 def _report(run_dir: Path, baseline: str | None) -> ReportResult:
     run = load_run(run_dir)
     summary = summarize(run, baseline)
-    decisions = decide(summary, remeasure_command(run.manifest.command))
+    command = run.manifest.command or ""
+    decisions = decide(summary, remeasure_command(command))
     across = [entry["text"] for entry in across_builds(summary)]
     findings = key_findings(summary)
     partial = run.completeness.sentence(run.run_id)
-    command = run.manifest.command or ""
     warnings = run.warnings + summary.notes + unstable_warnings(summary.frame, command)
     warnings += selfcheck.report_warnings(run.manifest.pythons)  # a build that failed it
     warnings += quota_warnings(run)  # a merged run's hosts under a CPU quota
@@ -139,9 +139,8 @@ def _report(run_dir: Path, baseline: str | None) -> ReportResult:
         (staging / PLOTS_DIR).mkdir(exist_ok=True)  # even when every plot was skipped
         warnings += [f"Plot {o.name} skipped: {o.skipped_because}" for o in outcomes if not o.png]
         _write_tables(summary.frame, staging)
-        swing = noise_sentence(run, remeasure_command(command))
         blocks = report_blocks(run, summary, findings, warnings, outcomes, decisions,
-                               ([swing] if swing else []) + preamble(summary), across)
+                               _first_screen(run, summary), across)
         (staging / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
         title = f"gilbench report: {run.run_id}" + (" (partial)" if partial else "")
         (staging / REPORT_HTML).write_text(to_html(blocks, title), encoding="utf-8")
@@ -186,13 +185,20 @@ def _workload_name(label: str) -> str:
     return label.partition("(")[0]
 
 
+def _first_screen(run: RunData, summary: Summary) -> list[str]:
+    """What to read before the decision lines, in the report and in `advise` alike: how far
+    the host's own speed swung (when it did), then the cores that bound every speedup."""
+    swing = noise_sentence(run, remeasure_command(run.manifest.command or ""))
+    return ([swing] if swing else []) + preamble(summary)
+
+
 def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
     """The decision per workload (only `workload`, by name or label, when given), computed
     from the records; writes nothing. ReportError when there is nothing to decide."""
     run = load_run(Path(run_dir))
     summary = summarize(run)
-    found = decide(summary, remeasure_command(run.manifest.command))
-    swing = noise_sentence(run, remeasure_command(run.manifest.command))
+    command = run.manifest.command or ""
+    found = decide(summary, remeasure_command(command))
     across = across_builds(summary)
     if workload:
         known = sorted({str(w) for w in summary.frame["workload_label"].unique()})
@@ -207,10 +213,9 @@ def advise_run(run_dir: Path, workload: str | None = None) -> Advice:
         raise ReportError(f"Run {run.run_id} has no workload with ok sequential and parallel "
                           "records to decide on; `invoke report` lists what failed.")
     return Advice(run.run_id, [d.headline for d in found],
-                  run.warnings + summary.notes
-                  + unstable_warnings(summary.frame, run.manifest.command or ""),
-                  run.completeness.sentence(run.run_id),
-                  ([swing] if swing else []) + preamble(summary), noise_floor(run), found, across)
+                  run.warnings + summary.notes + unstable_warnings(summary.frame, command),
+                  run.completeness.sentence(run.run_id), _first_screen(run, summary),
+                  noise_floor(run), found, across)
 
 
 def newest_run(results_dir: Path) -> Path:
